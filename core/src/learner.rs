@@ -1,0 +1,144 @@
+//! Learning decided slots: from the leader's piggybacked decided prefix, from decide messages,
+//! and by asking peers for slots this replica is missing (hole filling and catch-up of a replica
+//! that was down or cut off).
+
+use crate::ballot::{Ballot, NodeId, Slot};
+use crate::message::Message;
+use crate::replica::Replica;
+use crate::value::Value;
+
+/// What this replica knows it is missing.
+#[derive(Debug)]
+pub(crate) struct Learner {
+    /// Some replica has every slot up to here decided.
+    pub(crate) target: Slot,
+    /// Tick of the outstanding catch-up request, if any.
+    pub(crate) requested: Option<u64>,
+    /// Peer to ask next when there is no leader to ask.
+    pub(crate) cursor: NodeId,
+    /// A peer's log starts above our next slot: the log cannot bring us back.
+    pub(crate) needs_reseed: bool,
+}
+
+impl Learner {
+    pub(crate) fn new(decided_upto: Slot) -> Learner {
+        Learner {
+            target: decided_upto,
+            requested: None,
+            cursor: 0,
+            needs_reseed: false,
+        }
+    }
+
+    pub(crate) fn note_decided_elsewhere(&mut self, slot: Slot) {
+        self.target = self.target.max(slot);
+    }
+}
+
+impl Replica {
+    /// The leader of `ballot` has decided every slot through `decided_upto`. A slot this acceptor
+    /// accepted at that same ballot holds the only value that ballot proposed there, so it is the
+    /// decided one; any other slot in the range is missing and will be asked for.
+    pub(crate) fn learn_from_leader(&mut self, ballot: Ballot, decided_upto: Slot) {
+        self.learner.note_decided_elsewhere(decided_upto);
+        if decided_upto <= self.decided_upto {
+            return;
+        }
+        let known: Vec<(Slot, Value)> = self
+            .acceptor
+            .state
+            .slots
+            .range(self.decided_upto + 1..=decided_upto)
+            .filter(|(_, p)| !p.decided && p.n_a == ballot)
+            .filter_map(|(slot, p)| Some((*slot, p.v_a.clone()?)))
+            .collect();
+        for (slot, value) in known {
+            self.decide(slot, &value);
+        }
+    }
+
+    pub(crate) fn on_learn_request(&mut self, from: NodeId, slot: Slot) {
+        let start = slot.max(self.floor);
+        let entries = self
+            .acceptor
+            .state
+            .slots
+            .range(start..)
+            .filter(|(_, p)| p.decided)
+            .take(self.cfg.learn_batch_max)
+            .filter_map(|(slot, p)| Some((*slot, p.v_a.clone()?)))
+            .collect();
+        let (decided_upto, floor) = (self.decided_upto, self.floor);
+        self.send(
+            from,
+            Message::LearnReply {
+                entries,
+                decided_upto,
+                floor,
+            },
+        );
+    }
+
+    pub(crate) fn on_learn_reply(
+        &mut self,
+        entries: Vec<(Slot, Value)>,
+        decided_upto: Slot,
+        floor: Slot,
+    ) {
+        self.learner.note_decided_elsewhere(decided_upto);
+        let next = self.decided_upto + 1;
+        if floor > next && !entries.iter().any(|(slot, _)| *slot == next) {
+            self.learner.needs_reseed = true;
+        }
+        let before = self.decided_upto;
+        for (slot, value) in entries {
+            self.learner.note_decided_elsewhere(slot);
+            self.decide(slot, &value);
+        }
+        if self.decided_upto > before {
+            // Progress: ask for the next chunk right away, so catch-up runs at network speed.
+            // Without progress the retry timer paces the requests.
+            self.learner.requested = None;
+        }
+    }
+
+    pub(crate) fn learner_tick(&mut self) {
+        if self
+            .learner
+            .requested
+            .is_some_and(|t| t + self.cfg.learn_retry_ticks <= self.now)
+        {
+            self.learner.requested = None;
+        }
+    }
+
+    /// Called from `take_ready`: ask a peer for missing decided slots, one request at a time.
+    pub(crate) fn learner_flush(&mut self) {
+        if self.decided_upto >= self.learner.target
+            || self.learner.requested.is_some()
+            || self.cfg.nodes == 1
+        {
+            return;
+        }
+        let peer = match self.mp.leader.filter(|l| *l != self.cfg.id) {
+            Some(leader) => leader,
+            None => {
+                // Round-robin over peers, so one dead peer cannot stall catch-up.
+                let n = self.cfg.nodes;
+                let mut peer = self.learner.cursor % n;
+                if peer == self.cfg.id {
+                    peer = (peer + 1) % n;
+                }
+                self.learner.cursor = peer + 1;
+                peer
+            }
+        };
+        self.learner.requested = Some(self.now);
+        self.send(
+            peer,
+            Message::LearnRequest {
+                slot: self.decided_upto + 1,
+            },
+        );
+    }
+}

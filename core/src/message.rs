@@ -1,0 +1,166 @@
+//! Messages between replicas. Names follow the protocol: prepare, promise, accept, accepted,
+//! nack, decide; plus what a leader-based log needs around them (heartbeat, forward, learn).
+//!
+//! Every message travels in an [`Envelope`] that piggybacks the sender's `Done` (the last slot it
+//! applied), so every replica learns `Min()` without extra messages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ballot::{Ballot, NodeId, Slot};
+use crate::value::{Command, Value};
+
+/// A message with its sender, receiver and the sender's `Done`.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Sender.
+    pub from: NodeId,
+    /// Receiver.
+    pub to: NodeId,
+    /// The sender has applied every slot up to and including this one.
+    pub done: Slot,
+    /// The message itself.
+    pub message: Message,
+}
+
+/// What an acceptor reports about one slot in a [`Message::Promise`].
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PromiseEntry {
+    /// The slot.
+    pub slot: Slot,
+    /// The ballot the value was accepted at (`n_a`); meaningless when `decided`.
+    pub ballot: Ballot,
+    /// The accepted (or decided) value.
+    pub value: Value,
+    /// The reporter knows this value is decided: the proposer must use it as is.
+    pub decided: bool,
+}
+
+/// A protocol message.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Message {
+    /// Phase 1a. In paxos mode it covers `slot` alone; with `onward` (multi-paxos) it covers every
+    /// slot from `slot` on, so one prepare serves a leader's whole term.
+    Prepare {
+        /// The proposer's ballot.
+        ballot: Ballot,
+        /// The slot, or the first slot covered when `onward`.
+        slot: Slot,
+        /// Covers all slots from `slot` on.
+        onward: bool,
+    },
+    /// Phase 1b: the acceptor promised `ballot` and reports what it accepted in the covered slots.
+    Promise {
+        /// The ballot promised.
+        ballot: Ballot,
+        /// As in the prepare.
+        slot: Slot,
+        /// As in the prepare.
+        onward: bool,
+        /// Accepted or decided values in the covered slots.
+        entries: Vec<PromiseEntry>,
+    },
+    /// Phase 2a. `decided_upto` piggybacks the leader's decided prefix (multi-paxos).
+    Accept {
+        /// The proposer's ballot.
+        ballot: Ballot,
+        /// The slot.
+        slot: Slot,
+        /// The value to accept.
+        value: Value,
+        /// Every slot up to this one is decided at the sender.
+        decided_upto: Slot,
+    },
+    /// Phase 2b.
+    Accepted {
+        /// The ballot accepted.
+        ballot: Ballot,
+        /// The slot.
+        slot: Slot,
+    },
+    /// Refusal of a prepare, accept or heartbeat because the acceptor promised a higher ballot.
+    Nack {
+        /// The refused ballot.
+        ballot: Ballot,
+        /// The higher ballot the acceptor promised.
+        promised: Ballot,
+        /// The slot of the refused message (0 for a heartbeat).
+        slot: Slot,
+    },
+    /// Paxos mode: the proposer learned that `slot` is decided.
+    Decide {
+        /// The slot.
+        slot: Slot,
+        /// Its decided value.
+        value: Value,
+    },
+    /// Multi-paxos leader liveness, and the decision broadcast: every slot up to `decided_upto` is
+    /// decided, and a follower that accepted a slot at `ballot` knows its value.
+    Heartbeat {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The leader's decided prefix.
+        decided_upto: Slot,
+    },
+    /// A follower's answer to a heartbeat, so the leader knows it still has a majority.
+    HeartbeatReply {
+        /// The heartbeat's ballot.
+        ballot: Ballot,
+        /// The follower's decided prefix.
+        decided_upto: Slot,
+    },
+    /// A follower hands client commands to the leader.
+    Forward {
+        /// The commands, each still owned (re-sent until decided) by its origin.
+        commands: Vec<Command>,
+    },
+    /// A replica missing decided slots asks for them, starting at `slot`.
+    LearnRequest {
+        /// The first slot wanted.
+        slot: Slot,
+    },
+    /// Decided slots for a learner.
+    LearnReply {
+        /// Decided slots, ascending.
+        entries: Vec<(Slot, Value)>,
+        /// The sender's decided prefix, so the learner knows whether to ask again.
+        decided_upto: Slot,
+        /// The sender forgot every slot below this one.
+        floor: Slot,
+    },
+}
+
+impl Message {
+    /// The ballot the message carries, if any.
+    pub fn ballot(&self) -> Option<Ballot> {
+        match self {
+            Message::Prepare { ballot, .. }
+            | Message::Promise { ballot, .. }
+            | Message::Accept { ballot, .. }
+            | Message::Accepted { ballot, .. }
+            | Message::Heartbeat { ballot, .. }
+            | Message::HeartbeatReply { ballot, .. } => Some(*ballot),
+            Message::Nack { promised, .. } => Some(*promised),
+            Message::Decide { .. }
+            | Message::Forward { .. }
+            | Message::LearnRequest { .. }
+            | Message::LearnReply { .. } => None,
+        }
+    }
+
+    /// A short name for traces and message counts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Prepare { .. } => "prepare",
+            Message::Promise { .. } => "promise",
+            Message::Accept { .. } => "accept",
+            Message::Accepted { .. } => "accepted",
+            Message::Nack { .. } => "nack",
+            Message::Decide { .. } => "decide",
+            Message::Heartbeat { .. } => "heartbeat",
+            Message::HeartbeatReply { .. } => "heartbeat_reply",
+            Message::Forward { .. } => "forward",
+            Message::LearnRequest { .. } => "learn_request",
+            Message::LearnReply { .. } => "learn_reply",
+        }
+    }
+}

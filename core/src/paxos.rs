@@ -1,0 +1,333 @@
+//! Classic Paxos per slot: any replica proposes; two round trips per slot.
+//!
+//! ```text
+//!   pick a free slot --prepare(b)--> majority promise --accept(b, v)--> majority accepted --decide-->
+//!        ^                               |                                   |
+//!        '--- back off a random number of ticks <--- nack or timeout --------'
+//! ```
+//!
+//! `v` is the highest-ballot value any promiser reported (or the decided one), else this
+//! replica's own batch. A proposer whose slot went to another value keeps its commands and
+//! proposes them again in a later slot. A hole (a slot below known decided slots that nobody
+//! decided, e.g. its proposer crashed) is first asked for, then filled by proposing a no-op,
+//! which phase 1 turns into any value that may already have been chosen there.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rand::RngExt;
+
+use crate::ballot::{Ballot, NodeId, Slot};
+use crate::message::{Message, PromiseEntry};
+use crate::replica::Replica;
+use crate::value::Value;
+
+/// Paxos-mode proposer state of one replica.
+#[derive(Debug, Default)]
+pub(crate) struct PaxosProposer {
+    pub(crate) proposals: BTreeMap<Slot, SlotProposal>,
+    /// Own pending commands not in any proposal, oldest first (ids of decided ones are skipped).
+    pub(crate) unassigned: VecDeque<u64>,
+    /// No new proposal before this tick.
+    pub(crate) backoff_until: u64,
+    /// The lowest undecided slot while something above it is known, and since when.
+    pub(crate) hole: Option<(Slot, u64)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SlotProposal {
+    pub(crate) ballot: Ballot,
+    /// The ids of own commands this proposal carries.
+    pub(crate) own_ids: Vec<u64>,
+    /// What to propose if no promiser reports an accepted value.
+    pub(crate) own: Value,
+    pub(crate) phase: Phase,
+    pub(crate) started: u64,
+}
+
+#[derive(Debug)]
+pub(crate) enum Phase {
+    Preparing {
+        promised: u64,
+        best: Option<PromiseEntry>,
+    },
+    Accepting {
+        value: Value,
+        acks: u64,
+    },
+}
+
+fn keep_best(best: &mut Option<PromiseEntry>, entry: Option<PromiseEntry>) {
+    let Some(entry) = entry else { return };
+    match best {
+        Some(kept) if kept.decided || (!entry.decided && kept.ballot >= entry.ballot) => {}
+        _ => *best = Some(entry),
+    }
+}
+
+impl Replica {
+    /// The next slot nobody is known to use.
+    fn px_free_slot(&self) -> Slot {
+        let proposing = self.px.proposals.keys().next_back().copied().unwrap_or(0);
+        self.max_slot.max(self.decided_upto).max(proposing) + 1
+    }
+
+    /// Starts phase 1 for `own` in `slot`.
+    fn px_start(&mut self, slot: Slot, own: Value, own_ids: Vec<u64>) {
+        let me = self.cfg.id;
+        let ballot = Ballot::after_round(
+            self.max_round.max(self.acceptor.state.promised(slot).round),
+            me,
+        );
+        self.max_round = ballot.round;
+        let best = match self.acceptor.prepare_slot(ballot, slot) {
+            Ok(entry) => entry,
+            Err(_) => return, // unreachable: the ballot is above every round seen
+        };
+        for id in &own_ids {
+            if let Some(p) = self.pending.get_mut(id) {
+                p.slot = Some(slot);
+            }
+        }
+        let phase = Phase::Preparing {
+            promised: Replica::bit(me),
+            best,
+        };
+        self.px.proposals.insert(
+            slot,
+            SlotProposal {
+                ballot,
+                own_ids,
+                own,
+                phase,
+                started: self.now,
+            },
+        );
+        self.max_slot = self.max_slot.max(slot);
+        self.broadcast(Message::Prepare {
+            ballot,
+            slot,
+            onward: false,
+        });
+        self.px_try_accept_phase(slot);
+    }
+
+    pub(crate) fn px_on_prepare(&mut self, from: NodeId, ballot: Ballot, slot: Slot) {
+        if slot < self.floor {
+            return;
+        }
+        self.max_slot = self.max_slot.max(slot);
+        match self.acceptor.prepare_slot(ballot, slot) {
+            Ok(entry) => {
+                let entries = entry.into_iter().collect();
+                self.send(
+                    from,
+                    Message::Promise {
+                        ballot,
+                        slot,
+                        onward: false,
+                        entries,
+                    },
+                );
+            }
+            Err(promised) => self.send(
+                from,
+                Message::Nack {
+                    ballot,
+                    promised,
+                    slot,
+                },
+            ),
+        }
+    }
+
+    pub(crate) fn px_on_promise(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        slot: Slot,
+        entries: Vec<PromiseEntry>,
+    ) {
+        let Some(p) = self.px.proposals.get_mut(&slot) else {
+            return;
+        };
+        let Phase::Preparing { promised, best } = &mut p.phase else {
+            return;
+        };
+        if p.ballot != ballot {
+            return;
+        }
+        *promised |= Replica::bit(from);
+        keep_best(best, entries.into_iter().find(|e| e.slot == slot));
+        self.px_try_accept_phase(slot);
+    }
+
+    fn px_try_accept_phase(&mut self, slot: Slot) {
+        let me = self.cfg.id;
+        let Some(p) = self.px.proposals.get(&slot) else {
+            return;
+        };
+        let Phase::Preparing { promised, best } = &p.phase else {
+            return;
+        };
+        if !self.is_majority(*promised) {
+            return;
+        }
+        if let Some(entry) = best.as_ref().filter(|e| e.decided).cloned() {
+            self.decide(slot, &entry.value);
+            return;
+        }
+        let value = best
+            .as_ref()
+            .map_or_else(|| p.own.clone(), |e| e.value.clone());
+        let ballot = p.ballot;
+        if self.acceptor.accept(ballot, slot, &value).is_err() {
+            self.px_abort(slot);
+            return;
+        }
+        if let Some(p) = self.px.proposals.get_mut(&slot) {
+            p.phase = Phase::Accepting {
+                value: value.clone(),
+                acks: Replica::bit(me),
+            };
+        }
+        let decided_upto = self.decided_upto;
+        self.broadcast(Message::Accept {
+            ballot,
+            slot,
+            value,
+            decided_upto,
+        });
+        self.px_check_decided(slot);
+    }
+
+    pub(crate) fn px_on_accepted(&mut self, from: NodeId, ballot: Ballot, slot: Slot) {
+        let Some(p) = self.px.proposals.get_mut(&slot) else {
+            return;
+        };
+        let Phase::Accepting { acks, .. } = &mut p.phase else {
+            return;
+        };
+        if p.ballot != ballot {
+            return;
+        }
+        *acks |= Replica::bit(from);
+        self.px_check_decided(slot);
+    }
+
+    fn px_check_decided(&mut self, slot: Slot) {
+        let Some(p) = self.px.proposals.get(&slot) else {
+            return;
+        };
+        let Phase::Accepting { value, acks } = &p.phase else {
+            return;
+        };
+        if !self.is_majority(*acks) {
+            return;
+        }
+        let value = value.clone();
+        self.broadcast(Message::Decide {
+            slot,
+            value: value.clone(),
+        });
+        self.decide(slot, &value);
+    }
+
+    pub(crate) fn px_on_nack(&mut self, ballot: Ballot, slot: Slot) {
+        if self
+            .px
+            .proposals
+            .get(&slot)
+            .is_some_and(|p| p.ballot == ballot)
+        {
+            self.px_abort(slot);
+        }
+    }
+
+    /// Gives up a proposal: its commands wait for a later slot, after a random back-off so that
+    /// duelling proposers stop colliding.
+    fn px_abort(&mut self, slot: Slot) {
+        self.px_release(slot);
+        let backoff = self.rng.random_range(1..=self.cfg.backoff_ticks_max);
+        self.px.backoff_until = self.px.backoff_until.max(self.now + backoff);
+    }
+
+    /// Drops the proposal at `slot`; its own commands that are still pending become unassigned.
+    fn px_release(&mut self, slot: Slot) {
+        let Some(p) = self.px.proposals.remove(&slot) else {
+            return;
+        };
+        for id in p.own_ids.into_iter().rev() {
+            if let Some(pending) = self.pending.get_mut(&id) {
+                pending.slot = None;
+                self.px.unassigned.push_front(id);
+            }
+        }
+    }
+
+    pub(crate) fn px_on_decided(&mut self, slot: Slot) {
+        // Commands of ours that made it are no longer pending; the rest go round again.
+        self.px_release(slot);
+    }
+
+    pub(crate) fn px_tick(&mut self) {
+        let now = self.now;
+        let timeout = self.cfg.proposal_timeout_ticks;
+        let expired: Vec<Slot> = self
+            .px
+            .proposals
+            .iter()
+            .filter(|(_, p)| p.started + timeout <= now)
+            .map(|(s, _)| *s)
+            .collect();
+        for slot in expired {
+            self.px_abort(slot);
+        }
+        self.px_fill_hole();
+    }
+
+    /// Proposes a no-op in the lowest undecided slot once it has been a hole for a while (the
+    /// learner asks peers first; this covers a slot nobody decided).
+    fn px_fill_hole(&mut self) {
+        let next = self.decided_upto + 1;
+        if next > self.max_slot || self.px.proposals.contains_key(&next) {
+            self.px.hole = None;
+            return;
+        }
+        match self.px.hole {
+            Some((slot, since)) if slot == next => {
+                if self.now >= since + 2 * self.cfg.proposal_timeout_ticks
+                    && self.now >= self.px.backoff_until
+                {
+                    self.px.hole = None;
+                    self.px_start(next, Value::Noop, Vec::new());
+                }
+            }
+            _ => self.px.hole = Some((next, self.now)),
+        }
+    }
+
+    /// Called from `take_ready`: start proposals for unassigned commands, window permitting.
+    pub(crate) fn px_flush(&mut self) {
+        if self.now < self.px.backoff_until {
+            return;
+        }
+        while self.px.proposals.len() < self.cfg.window {
+            let mut ids = Vec::new();
+            let mut commands = Vec::new();
+            while commands.len() < self.cfg.batch_max {
+                let Some(id) = self.px.unassigned.pop_front() else {
+                    break;
+                };
+                if let Some(p) = self.pending.get(&id).filter(|p| p.slot.is_none()) {
+                    commands.push(p.command.clone());
+                    ids.push(id);
+                }
+            }
+            if commands.is_empty() {
+                break;
+            }
+            let slot = self.px_free_slot();
+            self.px_start(slot, Value::Batch(commands), ids);
+        }
+    }
+}

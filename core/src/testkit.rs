@@ -1,0 +1,314 @@
+//! An in-process cluster for tests and benchmarks: replicas, their durable state, and a network
+//! the caller schedules by hand. It drives each replica exactly as the contract on [`Ready`]
+//! says (persist, then send, then apply) and checks cluster-wide safety as it goes.
+//!
+//! A crash drops the replica together with any input it handled since its last
+//! [`Cluster::process`], which is precisely the state it had not persisted yet.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::acceptor::AcceptorState;
+use crate::ballot::{NodeId, Slot};
+use crate::config::{Config, Protocol};
+use crate::message::Envelope;
+use crate::ready::Ready;
+use crate::replica::{CommandId, ProposeError, Replica};
+use crate::value::Value;
+
+/// One replica's durable state: what survives a crash.
+#[derive(Clone, Debug, Default)]
+pub struct Disk {
+    /// The acceptor state as persisted (ZooKeeper in production).
+    pub acceptor: AcceptorState,
+    /// The applied log (PostgreSQL in production); its length is AP.
+    pub applied: Vec<(Slot, Value)>,
+}
+
+/// A cluster of replicas wired through a hand-scheduled network.
+pub struct Cluster {
+    configs: Vec<Config>,
+    /// Live replicas; `None` while crashed.
+    pub replicas: Vec<Option<Replica>>,
+    /// Durable state per replica.
+    pub disks: Vec<Disk>,
+    /// Messages sent and not yet delivered or dropped.
+    pub network: Vec<Envelope>,
+    /// Messages sent so far, by kind.
+    pub sent: BTreeMap<&'static str, u64>,
+    /// Every value seen decided anywhere, per slot (only with checks on).
+    pub decided: BTreeMap<Slot, Value>,
+    checks: bool,
+    restarts: u64,
+}
+
+impl Cluster {
+    /// `nodes` replicas with default configuration, seeded from `seed`.
+    pub fn new(nodes: u32, protocol: Protocol, seed: u64) -> Cluster {
+        Cluster::with_config(nodes, protocol, seed, |_| {})
+    }
+
+    /// Like [`Cluster::new`], with `tune` applied to every replica's configuration.
+    pub fn with_config(
+        nodes: u32,
+        protocol: Protocol,
+        seed: u64,
+        tune: impl Fn(&mut Config),
+    ) -> Cluster {
+        let configs: Vec<Config> = (0..nodes)
+            .map(|id| {
+                let mut c = Config::new(id, nodes, protocol);
+                c.seed = seed
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .wrapping_add(u64::from(id));
+                tune(&mut c);
+                c
+            })
+            .collect();
+        let replicas = configs
+            .iter()
+            .map(|c| Some(Replica::new(c.clone()).expect("test configuration is valid")))
+            .collect();
+        Cluster {
+            replicas,
+            disks: vec![Disk::default(); nodes as usize],
+            configs,
+            network: Vec::new(),
+            sent: BTreeMap::new(),
+            decided: BTreeMap::new(),
+            checks: true,
+            restarts: 0,
+        }
+    }
+
+    /// Stops recording decided values and applied logs (for benchmarks, whose logs are long).
+    pub fn without_checks(mut self) -> Cluster {
+        self.checks = false;
+        self
+    }
+
+    /// Number of replicas.
+    pub fn len(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// True for an empty cluster.
+    pub fn is_empty(&self) -> bool {
+        self.replicas.is_empty()
+    }
+
+    /// The live replica `node`. Panics if it is crashed.
+    pub fn replica(&self, node: NodeId) -> &Replica {
+        self.replicas[node as usize]
+            .as_ref()
+            .expect("replica is up")
+    }
+
+    /// The live replica `node`, mutably. Panics if it is crashed.
+    pub fn replica_mut(&mut self, node: NodeId) -> &mut Replica {
+        self.replicas[node as usize]
+            .as_mut()
+            .expect("replica is up")
+    }
+
+    /// True if `node` is up.
+    pub fn is_up(&self, node: NodeId) -> bool {
+        self.replicas[node as usize].is_some()
+    }
+
+    /// Submits a command at `node` and processes the result.
+    pub fn propose(
+        &mut self,
+        node: NodeId,
+        payload: impl Into<Bytes>,
+    ) -> Result<CommandId, ProposeError> {
+        let id = self.replica_mut(node).propose(payload.into())?;
+        self.process(node);
+        Ok(id)
+    }
+
+    /// One tick at `node` (if up), processed.
+    pub fn tick(&mut self, node: NodeId) {
+        if let Some(r) = &mut self.replicas[node as usize] {
+            r.tick();
+            self.process(node);
+        }
+    }
+
+    /// One tick at every live replica.
+    pub fn tick_all(&mut self) {
+        for node in 0..self.len() as NodeId {
+            self.tick(node);
+        }
+    }
+
+    /// Steps the receiver of `network[index]` with it, without processing the result (so a crash
+    /// right after loses what the message changed). Returns false if the index is out of range.
+    pub fn deliver_unprocessed(&mut self, index: usize) -> bool {
+        if index >= self.network.len() {
+            return false;
+        }
+        let envelope = self.network.remove(index);
+        if let Some(r) = &mut self.replicas[envelope.to as usize] {
+            r.step(envelope);
+        }
+        true
+    }
+
+    /// Delivers `network[index]` and processes the receiver.
+    pub fn deliver(&mut self, index: usize) {
+        if index < self.network.len() {
+            let to = self.network[index].to;
+            self.deliver_unprocessed(index);
+            self.process(to);
+        }
+    }
+
+    /// Delivers messages in the order sent until none are left or `max` were delivered. Returns
+    /// how many were delivered.
+    pub fn deliver_all(&mut self, max: usize) -> usize {
+        let mut delivered = 0;
+        while !self.network.is_empty() && delivered < max {
+            self.deliver(0);
+            delivered += 1;
+        }
+        delivered
+    }
+
+    /// Delivers only the messages in flight now (one network hop), in order; returns how many.
+    pub fn deliver_hop(&mut self) -> usize {
+        let hop: Vec<Envelope> = std::mem::take(&mut self.network);
+        let count = hop.len();
+        for envelope in hop {
+            let to = envelope.to;
+            if let Some(r) = &mut self.replicas[to as usize] {
+                r.step(envelope);
+            }
+            self.process(to);
+        }
+        count
+    }
+
+    /// Drives `node` through its `Ready`: persist, then send, then apply.
+    pub fn process(&mut self, node: NodeId) {
+        let Some(r) = &mut self.replicas[node as usize] else {
+            return;
+        };
+        let Ready {
+            persist,
+            messages,
+            decided,
+        } = r.take_ready();
+        let disk = &mut self.disks[node as usize];
+        disk.acceptor.apply(&persist);
+        if self.checks {
+            for (slot, paxo) in persist.slots.iter().filter(|(_, p)| p.decided) {
+                let value = paxo.v_a.clone().expect("decided slot has a value");
+                let first = self.decided.entry(*slot).or_insert_with(|| value.clone());
+                assert_eq!(*first, value, "SAFETY: slot {slot} decided with two values");
+            }
+        }
+        for m in &messages {
+            *self.sent.entry(m.message.kind()).or_default() += 1;
+        }
+        self.network.extend(messages);
+        let Some(last) = decided.last().map(|(slot, _)| *slot) else {
+            return;
+        };
+        let ap = disk.applied.last().map_or(0, |(s, _)| *s);
+        for (slot, value) in decided {
+            assert_eq!(
+                slot,
+                disk.applied.last().map_or(ap, |(s, _)| *s) + 1,
+                "applied out of order"
+            );
+            if self.checks {
+                disk.applied.push((slot, value));
+            } else {
+                disk.applied.clear();
+                disk.applied.push((slot, value));
+            }
+        }
+        r.applied(last);
+    }
+
+    /// Crashes `node`: memory and unprocessed inputs are lost, its disk stays.
+    pub fn crash(&mut self, node: NodeId) {
+        self.replicas[node as usize] = None;
+    }
+
+    /// Restarts a crashed `node` from its disk.
+    pub fn restart(&mut self, node: NodeId) {
+        if self.is_up(node) {
+            return;
+        }
+        self.restarts += 1;
+        let mut cfg = self.configs[node as usize].clone();
+        cfg.seed = cfg.seed.wrapping_add(self.restarts);
+        let disk = &self.disks[node as usize];
+        let ap = disk.applied.last().map_or(0, |(s, _)| *s);
+        let replica =
+            Replica::recover(cfg, disk.acceptor.clone(), ap).expect("recover from own disk");
+        self.replicas[node as usize] = Some(replica);
+        self.process(node);
+    }
+
+    /// Ticks every live replica and delivers everything, `rounds` times, stopping early once
+    /// nothing is pending, nothing is in flight and all live replicas agree on the decided prefix.
+    /// Returns the rounds used, or `None` if it did not settle.
+    pub fn settle(&mut self, rounds: usize) -> Option<usize> {
+        for round in 0..rounds {
+            self.tick_all();
+            self.deliver_all(100_000);
+            if self.is_settled() {
+                return Some(round + 1);
+            }
+        }
+        None
+    }
+
+    /// Nothing pending at live replicas, every live replica applied the same prefix, one leader
+    /// (multi-paxos) known to all.
+    pub fn is_settled(&self) -> bool {
+        let live: Vec<&Replica> = self.replicas.iter().flatten().collect();
+        let Some(first) = live.first() else {
+            return true;
+        };
+        let applied = first.status().applied;
+        live.iter().all(|r| {
+            let s = r.status();
+            s.pending == 0
+                && s.applied == applied
+                && s.decided_upto == applied
+                && s.max_slot <= applied
+        })
+    }
+
+    /// The first live replica that claims to lead.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.replicas
+            .iter()
+            .flatten()
+            .find(|r| r.status().role == crate::RoleKind::Leader)
+            .map(|r| r.id())
+    }
+
+    /// Checks that every replica's applied log is a prefix of the longest one.
+    pub fn check_applied_prefixes(&self) -> Result<(), String> {
+        let longest = self
+            .disks
+            .iter()
+            .max_by_key(|d| d.applied.len())
+            .map(|d| &d.applied);
+        let Some(longest) = longest else {
+            return Ok(());
+        };
+        for (node, disk) in self.disks.iter().enumerate() {
+            if disk.applied.iter().zip(longest.iter()).any(|(a, b)| a != b) {
+                return Err(format!("replica {node} applied a different sequence"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,40 @@
+//! What the log agrees on: batches of opaque client commands, or a no-op that fills a hole.
+//!
+//! The core never looks inside a command's payload; the runtime encodes `{conn, request_seq, op}`
+//! there. A command carries the node that first received it (`origin`) and a per-origin id so the
+//! origin can tell when its command has been decided and stop re-sending it.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::ballot::NodeId;
+
+/// One client command, as submitted with [`crate::Replica::propose`].
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Command {
+    /// The replica the client submitted this command to.
+    pub origin: NodeId,
+    /// Unique among the commands `origin` submitted since it last started.
+    pub id: u64,
+    /// Opaque to the core.
+    pub payload: Bytes,
+}
+
+/// The value of one slot.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Value {
+    /// Fills a slot that must be decided but has no command, e.g. a hole a new leader found.
+    Noop,
+    /// One or more commands, applied in order.
+    Batch(Vec<Command>),
+}
+
+impl Value {
+    /// The commands in this value (none for a no-op).
+    pub fn commands(&self) -> &[Command] {
+        match self {
+            Value::Noop => &[],
+            Value::Batch(commands) => commands,
+        }
+    }
+}
