@@ -53,11 +53,7 @@ impl AcceptorState {
     /// The ballot this acceptor promised for `slot`: the slot's own promise or the onward one.
     pub fn promised(&self, slot: Slot) -> Ballot {
         let own = self.slots.get(&slot).map_or(Ballot::ZERO, |p| p.n_p);
-        if slot >= self.promise.from {
-            own.max(self.promise.ballot)
-        } else {
-            own
-        }
+        if slot >= self.promise.from { own.max(self.promise.ballot) } else { own }
     }
 
     /// Applies `persist` to this state, as a store would. Used by stores kept in memory and by
@@ -94,10 +90,7 @@ pub(crate) struct Acceptor {
 
 impl Acceptor {
     pub(crate) fn new(state: AcceptorState) -> Acceptor {
-        Acceptor {
-            state,
-            ..Acceptor::default()
-        }
+        Acceptor { state, ..Acceptor::default() }
     }
 
     pub(crate) fn slot(&self, slot: Slot) -> Option<&Paxo> {
@@ -106,36 +99,18 @@ impl Acceptor {
 
     /// Multi-Paxos phase 1: promise `ballot` for every slot from `from` on and report what was
     /// accepted there. Refused with the higher ballot if any covered slot promised more.
-    pub(crate) fn prepare_onward(
-        &mut self,
-        ballot: Ballot,
-        from: Slot,
-    ) -> Result<Vec<PromiseEntry>, Ballot> {
+    pub(crate) fn prepare_onward(&mut self, ballot: Ballot, from: Slot) -> Result<Vec<PromiseEntry>, Ballot> {
         let covered = self.state.slots.range(from..);
-        let highest = covered
-            .clone()
-            .map(|(_, p)| p.n_p)
-            .max()
-            .unwrap_or(Ballot::ZERO)
-            .max(self.state.promise.ballot);
+        let highest = covered.clone().map(|(_, p)| p.n_p).max().unwrap_or(Ballot::ZERO).max(self.state.promise.ballot);
         if ballot < highest {
             return Err(highest);
         }
-        let entries = covered
-            .filter_map(|(slot, paxo)| entry(*slot, paxo))
-            .collect();
+        let entries = covered.filter_map(|(slot, paxo)| entry(*slot, paxo)).collect();
         let old = self.state.promise;
         // A higher promise that covered fewer slots would un-promise the slots in between, and
         // the proposer of the old ballot relied on them; so the covered range only grows.
-        let new_from = if old.ballot.is_zero() {
-            from
-        } else {
-            from.min(old.from)
-        };
-        let new = Promise {
-            ballot,
-            from: new_from,
-        };
+        let new_from = if old.ballot.is_zero() { from } else { from.min(old.from) };
+        let new = Promise { ballot, from: new_from };
         if new != old {
             self.state.promise = new;
             self.promise_dirty = true;
@@ -144,11 +119,7 @@ impl Acceptor {
     }
 
     /// Paxos phase 1 for one slot.
-    pub(crate) fn prepare_slot(
-        &mut self,
-        ballot: Ballot,
-        slot: Slot,
-    ) -> Result<Option<PromiseEntry>, Ballot> {
+    pub(crate) fn prepare_slot(&mut self, ballot: Ballot, slot: Slot) -> Result<Option<PromiseEntry>, Ballot> {
         let promised = self.state.promised(slot);
         if ballot < promised {
             return Err(promised);
@@ -163,12 +134,7 @@ impl Acceptor {
 
     /// Phase 2: accept `(ballot, value)` in `slot` unless a higher ballot was promised there.
     /// Accepting also promises `ballot` for the slot.
-    pub(crate) fn accept(
-        &mut self,
-        ballot: Ballot,
-        slot: Slot,
-        value: &Value,
-    ) -> Result<(), Ballot> {
+    pub(crate) fn accept(&mut self, ballot: Ballot, slot: Slot, value: &Value) -> Result<(), Ballot> {
         let promised = self.state.promised(slot);
         if ballot < promised {
             return Err(promised);
@@ -189,18 +155,10 @@ impl Acceptor {
     }
 
     /// Records `value` as decided in `slot`. Returns `Ok(true)` if this is news.
-    pub(crate) fn decide(
-        &mut self,
-        slot: Slot,
-        value: &Value,
-    ) -> Result<bool, ConflictingDecision> {
+    pub(crate) fn decide(&mut self, slot: Slot, value: &Value) -> Result<bool, ConflictingDecision> {
         let paxo = self.state.slots.entry(slot).or_default();
         if paxo.decided {
-            return if paxo.v_a.as_ref() == Some(value) {
-                Ok(false)
-            } else {
-                Err(ConflictingDecision { slot })
-            };
+            return if paxo.v_a.as_ref() == Some(value) { Ok(false) } else { Err(ConflictingDecision { slot }) };
         }
         // Replacing a losing accepted value keeps the acceptor safe: any value accepted at a
         // ballot at or above the deciding one is the decided value, so a proposer that reads this
@@ -230,22 +188,13 @@ impl Acceptor {
             .into_iter()
             .filter_map(|slot| self.state.slots.get(&slot).map(|p| (slot, p.clone())))
             .collect();
-        Persist {
-            promise,
-            slots,
-            purge_below: self.purge_below.take(),
-        }
+        Persist { promise, slots, purge_below: self.purge_below.take() }
     }
 }
 
 fn entry(slot: Slot, paxo: &Paxo) -> Option<PromiseEntry> {
     let value = paxo.v_a.clone()?;
-    Some(PromiseEntry {
-        slot,
-        ballot: paxo.n_a,
-        value,
-        decided: paxo.decided,
-    })
+    Some(PromiseEntry { slot, ballot: paxo.n_a, value, decided: paxo.decided })
 }
 
 #[cfg(test)]
@@ -272,13 +221,7 @@ mod tests {
         let mut a = Acceptor::default();
         a.prepare_onward(b(1, 0), 10).expect("promise");
         a.prepare_onward(b(2, 1), 20).expect("higher promise");
-        assert_eq!(
-            a.state.promise,
-            Promise {
-                ballot: b(2, 1),
-                from: 10
-            }
-        );
+        assert_eq!(a.state.promise, Promise { ballot: b(2, 1), from: 10 });
         assert_eq!(a.state.promised(15), b(2, 1));
     }
 
@@ -287,15 +230,7 @@ mod tests {
         let mut a = Acceptor::default();
         a.accept(b(3, 2), 7, &Value::Noop).expect("accept");
         let entries = a.prepare_onward(b(4, 0), 1).expect("promise");
-        assert_eq!(
-            entries,
-            vec![PromiseEntry {
-                slot: 7,
-                ballot: b(3, 2),
-                value: Value::Noop,
-                decided: false
-            }]
-        );
+        assert_eq!(entries, vec![PromiseEntry { slot: 7, ballot: b(3, 2), value: Value::Noop, decided: false }]);
         assert_eq!(a.prepare_onward(b(3, 9), 1), Err(b(4, 0)));
         assert_eq!(a.prepare_slot(b(3, 9), 7), Err(b(4, 0)));
     }
@@ -306,12 +241,8 @@ mod tests {
         let v = Value::Batch(vec![]);
         assert_eq!(a.decide(1, &v), Ok(true));
         assert_eq!(a.decide(1, &v), Ok(false));
-        assert_eq!(
-            a.decide(1, &Value::Noop),
-            Err(ConflictingDecision { slot: 1 })
-        );
-        a.accept(b(9, 0), 1, &Value::Noop)
-            .expect("accept after decide");
+        assert_eq!(a.decide(1, &Value::Noop), Err(ConflictingDecision { slot: 1 }));
+        a.accept(b(9, 0), 1, &Value::Noop).expect("accept after decide");
         assert_eq!(a.slot(1).and_then(|p| p.v_a.clone()), Some(v));
     }
 

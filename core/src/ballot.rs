@@ -16,9 +16,7 @@ pub type NodeId = u32;
 pub type Slot = u64;
 
 /// A unique, totally ordered proposal number.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default, Serialize, Deserialize)]
 pub struct Ballot {
     /// Compared first. Round 0 is reserved for [`Ballot::ZERO`].
     pub round: u64,
@@ -32,10 +30,7 @@ impl Ballot {
 
     /// The smallest ballot owned by `node` that is higher than every ballot of round `round`.
     pub fn after_round(round: u64, node: NodeId) -> Ballot {
-        Ballot {
-            round: round + 1,
-            node,
-        }
+        Ballot { round: round + 1, node }
     }
 
     /// True for [`Ballot::ZERO`].
@@ -60,9 +55,6 @@ mod tests {
         let b = Ballot { round: 2, node: 0 };
         let c = Ballot { round: 2, node: 1 };
         assert!(Ballot::ZERO < a && a < b && b < c);
-        assert_eq!(
-            Ballot::after_round(c.round, 0),
-            Ballot { round: 3, node: 0 }
-        );
+        assert_eq!(Ballot::after_round(c.round, 0), Ballot { round: 3, node: 0 });
     }
 }

@@ -83,10 +83,7 @@ impl Config {
             return Err(ConfigError::Nodes(self.nodes));
         }
         if self.id >= self.nodes {
-            return Err(ConfigError::Id {
-                id: self.id,
-                nodes: self.nodes,
-            });
+            return Err(ConfigError::Id { id: self.id, nodes: self.nodes });
         }
         let positive = [
             ("heartbeat_ticks", self.heartbeat_ticks),
@@ -145,14 +142,8 @@ mod tests {
     #[test]
     fn validate_names_the_bad_setting() {
         assert_eq!(Config::new(0, 3, Protocol::Paxos).validate(), Ok(()));
-        assert_eq!(
-            Config::new(3, 3, Protocol::Paxos).validate(),
-            Err(ConfigError::Id { id: 3, nodes: 3 })
-        );
-        assert_eq!(
-            Config::new(0, 65, Protocol::Paxos).validate(),
-            Err(ConfigError::Nodes(65))
-        );
+        assert_eq!(Config::new(3, 3, Protocol::Paxos).validate(), Err(ConfigError::Id { id: 3, nodes: 3 }));
+        assert_eq!(Config::new(0, 65, Protocol::Paxos).validate(), Err(ConfigError::Nodes(65)));
         let mut c = Config::new(0, 3, Protocol::MultiPaxos);
         c.window = 0;
         assert_eq!(c.validate(), Err(ConfigError::Zero("window")));

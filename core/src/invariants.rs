@@ -17,21 +17,13 @@ impl Replica {
     /// - a leader's in-flight slots are undecided and counted its own vote; a candidate counted
     ///   its own promise; paxos-mode proposals are for undecided slots.
     pub fn invariants(&self) -> Result<(), InvariantViolation> {
-        let fail = |what: String| {
-            Err(InvariantViolation {
-                node: self.cfg.id,
-                what,
-            })
-        };
+        let fail = |what: String| Err(InvariantViolation { node: self.cfg.id, what });
         if let Some(what) = &self.violation {
             return fail(what.clone());
         }
         for (slot, p) in &self.acceptor.state.slots {
             if p.n_a > p.n_p {
-                return fail(format!(
-                    "slot {slot}: accepted ballot {} above promised {}",
-                    p.n_a, p.n_p
-                ));
+                return fail(format!("slot {slot}: accepted ballot {} above promised {}", p.n_a, p.n_p));
             }
             if (p.decided || !p.n_a.is_zero()) && p.v_a.is_none() {
                 return fail(format!("slot {slot}: accepted or decided without a value"));
@@ -41,10 +33,7 @@ impl Replica {
             }
         }
         if let Some(slot) = (self.floor..=self.decided_upto).find(|s| self.decided(*s).is_none()) {
-            return fail(format!(
-                "slot {slot} within the decided prefix {} is not decided",
-                self.decided_upto
-            ));
+            return fail(format!("slot {slot} within the decided prefix {} is not decided", self.decided_upto));
         }
         if !(self.applied <= self.emitted_upto && self.emitted_upto <= self.decided_upto) {
             return fail(format!(
@@ -53,33 +42,18 @@ impl Replica {
             ));
         }
         if self.min() > self.applied + 1 {
-            return fail(format!(
-                "Min {} above own Done {} + 1",
-                self.min(),
-                self.applied
-            ));
+            return fail(format!("Min {} above own Done {} + 1", self.min(), self.applied));
         }
         let me = Replica::bit(self.cfg.id);
         match &self.mp.role {
             Role::Leader(l) => {
-                if let Some((slot, _)) = l
-                    .in_flight
-                    .iter()
-                    .find(|(s, f)| self.decided(**s).is_some() || f.acks & me == 0)
+                if let Some((slot, _)) =
+                    l.in_flight.iter().find(|(s, f)| self.decided(**s).is_some() || f.acks & me == 0)
                 {
-                    return fail(format!(
-                        "in-flight slot {slot} is decided or lacks the leader's vote"
-                    ));
+                    return fail(format!("in-flight slot {slot} is decided or lacks the leader's vote"));
                 }
-                if l.in_flight
-                    .keys()
-                    .next_back()
-                    .is_some_and(|s| *s >= l.next_slot)
-                {
-                    return fail(format!(
-                        "in-flight slot at or above next slot {}",
-                        l.next_slot
-                    ));
+                if l.in_flight.keys().next_back().is_some_and(|s| *s >= l.next_slot) {
+                    return fail(format!("in-flight slot at or above next slot {}", l.next_slot));
                 }
             }
             Role::Candidate(c) if c.promised & me == 0 => {
@@ -100,10 +74,7 @@ impl Replica {
             }
         }
         if self.pending.len() > self.cfg.pending_max {
-            return fail(format!(
-                "{} pending commands above the limit",
-                self.pending.len()
-            ));
+            return fail(format!("{} pending commands above the limit", self.pending.len()));
         }
         Ok(())
     }

@@ -22,12 +22,7 @@ pub(crate) struct Learner {
 
 impl Learner {
     pub(crate) fn new(decided_upto: Slot) -> Learner {
-        Learner {
-            target: decided_upto,
-            requested: None,
-            cursor: 0,
-            needs_reseed: false,
-        }
+        Learner { target: decided_upto, requested: None, cursor: 0, needs_reseed: false }
     }
 
     pub(crate) fn note_decided_elsewhere(&mut self, slot: Slot) {
@@ -69,22 +64,10 @@ impl Replica {
             .filter_map(|(slot, p)| Some((*slot, p.v_a.clone()?)))
             .collect();
         let (decided_upto, floor) = (self.decided_upto, self.floor);
-        self.send(
-            from,
-            Message::LearnReply {
-                entries,
-                decided_upto,
-                floor,
-            },
-        );
+        self.send(from, Message::LearnReply { entries, decided_upto, floor });
     }
 
-    pub(crate) fn on_learn_reply(
-        &mut self,
-        entries: Vec<(Slot, Value)>,
-        decided_upto: Slot,
-        floor: Slot,
-    ) {
+    pub(crate) fn on_learn_reply(&mut self, entries: Vec<(Slot, Value)>, decided_upto: Slot, floor: Slot) {
         self.learner.note_decided_elsewhere(decided_upto);
         let next = self.decided_upto + 1;
         if floor > next && !entries.iter().any(|(slot, _)| *slot == next) {
@@ -103,21 +86,14 @@ impl Replica {
     }
 
     pub(crate) fn learner_tick(&mut self) {
-        if self
-            .learner
-            .requested
-            .is_some_and(|t| t + self.cfg.learn_retry_ticks <= self.now)
-        {
+        if self.learner.requested.is_some_and(|t| t + self.cfg.learn_retry_ticks <= self.now) {
             self.learner.requested = None;
         }
     }
 
     /// Called from `take_ready`: ask a peer for missing decided slots, one request at a time.
     pub(crate) fn learner_flush(&mut self) {
-        if self.decided_upto >= self.learner.target
-            || self.learner.requested.is_some()
-            || self.cfg.nodes == 1
-        {
+        if self.decided_upto >= self.learner.target || self.learner.requested.is_some() || self.cfg.nodes == 1 {
             return;
         }
         let peer = match self.mp.leader.filter(|l| *l != self.cfg.id) {
@@ -134,11 +110,6 @@ impl Replica {
             }
         };
         self.learner.requested = Some(self.now);
-        self.send(
-            peer,
-            Message::LearnRequest {
-                slot: self.decided_upto + 1,
-            },
-        );
+        self.send(peer, Message::LearnRequest { slot: self.decided_upto + 1 });
     }
 }

@@ -45,9 +45,7 @@ pub use ballot::{Ballot, NodeId, Slot};
 pub use config::{Config, ConfigError, NODES_MAX, Protocol};
 pub use message::{Envelope, Message, PromiseEntry};
 pub use ready::{Persist, Ready};
-pub use replica::{
-    CommandId, InvariantViolation, ProposeError, RecoverError, Replica, RoleKind, Status,
-};
+pub use replica::{CommandId, InvariantViolation, ProposeError, RecoverError, Replica, RoleKind, Status};
 pub use value::{Command, Value};
 
 mod value;

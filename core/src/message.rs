@@ -100,6 +100,9 @@ pub enum Message {
         ballot: Ballot,
         /// The leader's decided prefix.
         decided_upto: Slot,
+        /// The leader's `Min()`. Followers only talk to the leader, so they learn the other
+        /// followers' `Done` through it; without this they could never forget anything.
+        min: Slot,
     },
     /// A follower's answer to a heartbeat, so the leader knows it still has a majority.
     HeartbeatReply {

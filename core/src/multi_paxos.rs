@@ -88,12 +88,7 @@ pub(crate) struct InFlight {
 
 impl MultiPaxos {
     pub(crate) fn new(cfg: &Config, rng: &mut SmallRng) -> MultiPaxos {
-        MultiPaxos {
-            role: Role::Follower,
-            leader: None,
-            last_heard: 0,
-            election_deadline: election_timeout(cfg, rng),
-        }
+        MultiPaxos { role: Role::Follower, leader: None, last_heard: 0, election_deadline: election_timeout(cfg, rng) }
     }
 }
 
@@ -160,18 +155,8 @@ impl Replica {
         };
         let mut entries = BTreeMap::new();
         merge(&mut entries, own);
-        self.mp.role = Role::Candidate(Candidacy {
-            ballot,
-            from,
-            promised: Replica::bit(me),
-            entries,
-            queue,
-        });
-        self.broadcast(Message::Prepare {
-            ballot,
-            slot: from,
-            onward: true,
-        });
+        self.mp.role = Role::Candidate(Candidacy { ballot, from, promised: Replica::bit(me), entries, queue });
+        self.broadcast(Message::Prepare { ballot, slot: from, onward: true });
         self.mp_try_win();
     }
 
@@ -198,33 +183,13 @@ impl Replica {
                 // Granting a promise counts as hearing from a (future) leader: do not campaign
                 // against the candidate just helped.
                 self.reset_election_timer();
-                self.send(
-                    from,
-                    Message::Promise {
-                        ballot,
-                        slot,
-                        onward: true,
-                        entries,
-                    },
-                );
+                self.send(from, Message::Promise { ballot, slot, onward: true, entries });
             }
-            Err(promised) => self.send(
-                from,
-                Message::Nack {
-                    ballot,
-                    promised,
-                    slot,
-                },
-            ),
+            Err(promised) => self.send(from, Message::Nack { ballot, promised, slot }),
         }
     }
 
-    pub(crate) fn mp_on_promise(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        entries: Vec<PromiseEntry>,
-    ) {
+    pub(crate) fn mp_on_promise(&mut self, from: NodeId, ballot: Ballot, entries: Vec<PromiseEntry>) {
         let Role::Candidate(c) = &mut self.mp.role else {
             return;
         };
@@ -259,16 +224,8 @@ impl Replica {
         let last_reported = c.entries.keys().next_back().copied().unwrap_or(0);
         let next_slot = last_reported.max(self.decided_upto).max(c.from - 1) + 1;
         let mut queue = c.queue;
-        let queued: BTreeSet<u64> = queue
-            .iter()
-            .filter(|cmd| cmd.origin == me)
-            .map(|cmd| cmd.id)
-            .collect();
-        for p in self
-            .pending
-            .values_mut()
-            .filter(|p| !queued.contains(&p.command.id))
-        {
+        let queued: BTreeSet<u64> = queue.iter().filter(|cmd| cmd.origin == me).map(|cmd| cmd.id).collect();
+        for p in self.pending.values_mut().filter(|p| !queued.contains(&p.command.id)) {
             queue.push_back(p.command.clone());
             p.sent = Some(self.now);
         }
@@ -289,10 +246,7 @@ impl Replica {
             if self.decided(slot).is_some() {
                 continue;
             }
-            let value = c
-                .entries
-                .get(&slot)
-                .map_or(Value::Noop, |e| e.value.clone());
+            let value = c.entries.get(&slot).map_or(Value::Noop, |e| e.value.clone());
             self.mp_propose_at(slot, value);
         }
     }
@@ -310,22 +264,10 @@ impl Replica {
         }
         self.max_slot = self.max_slot.max(slot);
         if let Some(l) = self.leadership() {
-            l.in_flight.insert(
-                slot,
-                InFlight {
-                    value: value.clone(),
-                    acks: Replica::bit(me),
-                    sent: now,
-                },
-            );
+            l.in_flight.insert(slot, InFlight { value: value.clone(), acks: Replica::bit(me), sent: now });
             l.decided_sent = l.decided_sent.max(decided_upto);
         }
-        self.broadcast(Message::Accept {
-            ballot,
-            slot,
-            value,
-            decided_upto,
-        });
+        self.broadcast(Message::Accept { ballot, slot, value, decided_upto });
         self.mp_check_decided(slot);
     }
 
@@ -391,29 +333,18 @@ impl Replica {
         }
     }
 
-    pub(crate) fn mp_on_heartbeat(&mut self, from: NodeId, ballot: Ballot, decided_upto: Slot) {
+    pub(crate) fn mp_on_heartbeat(&mut self, from: NodeId, ballot: Ballot, decided_upto: Slot, min: Slot) {
         let promised = self.acceptor.state.promise.ballot;
         if ballot < promised {
-            self.send(
-                from,
-                Message::Nack {
-                    ballot,
-                    promised,
-                    slot: 0,
-                },
-            );
+            self.send(from, Message::Nack { ballot, promised, slot: 0 });
             return;
         }
         self.mp_follow(ballot);
+        // Every replica had applied below the leader's Min when it computed it.
+        self.min_known = self.min_known.max(min);
         self.learn_from_leader(ballot, decided_upto);
         let decided_upto = self.decided_upto;
-        self.send(
-            from,
-            Message::HeartbeatReply {
-                ballot,
-                decided_upto,
-            },
-        );
+        self.send(from, Message::HeartbeatReply { ballot, decided_upto });
     }
 
     pub(crate) fn mp_on_heartbeat_reply(&mut self, from: NodeId, ballot: Ballot) {
@@ -444,11 +375,8 @@ impl Replica {
 
     pub(crate) fn mp_tick(&mut self) {
         let now = self.now;
-        let (retransmit_ticks, heartbeat_ticks, election_ticks) = (
-            self.cfg.retransmit_ticks,
-            self.cfg.heartbeat_ticks,
-            self.cfg.election_ticks,
-        );
+        let (retransmit_ticks, heartbeat_ticks, election_ticks) =
+            (self.cfg.retransmit_ticks, self.cfg.heartbeat_ticks, self.cfg.election_ticks);
         let majority = self.cfg.majority();
         let me = self.cfg.id as usize;
         let Some(l) = self.leadership() else {
@@ -469,12 +397,8 @@ impl Replica {
             })
             .collect::<Vec<_>>();
         let heartbeat_due = now >= l.last_heartbeat + heartbeat_ticks;
-        let heard = 1 + l
-            .last_ack
-            .iter()
-            .enumerate()
-            .filter(|(n, t)| *n != me && **t + election_ticks > now)
-            .count() as u32;
+        let heard =
+            1 + l.last_ack.iter().enumerate().filter(|(n, t)| *n != me && **t + election_ticks > now).count() as u32;
         if heard < majority {
             // Cut off from a majority: stop claiming to lead so clients go elsewhere.
             self.mp_step_down();
@@ -482,20 +406,8 @@ impl Replica {
         }
         let decided_upto = self.decided_upto;
         for (slot, value, acks) in retransmit {
-            for peer in self
-                .peers()
-                .filter(|p| acks & Replica::bit(*p) == 0)
-                .collect::<Vec<_>>()
-            {
-                self.send(
-                    peer,
-                    Message::Accept {
-                        ballot,
-                        slot,
-                        value: value.clone(),
-                        decided_upto,
-                    },
-                );
+            for peer in self.peers().filter(|p| acks & Replica::bit(*p) == 0).collect::<Vec<_>>() {
+                self.send(peer, Message::Accept { ballot, slot, value: value.clone(), decided_upto });
             }
         }
         if heartbeat_due {
@@ -503,10 +415,8 @@ impl Replica {
                 l.last_heartbeat = now;
                 l.decided_sent = decided_upto;
             }
-            self.broadcast(Message::Heartbeat {
-                ballot,
-                decided_upto,
-            });
+            let min = self.min();
+            self.broadcast(Message::Heartbeat { ballot, decided_upto, min });
         }
     }
 
@@ -552,10 +462,8 @@ impl Replica {
             l.decided_sent = decided_upto;
             l.last_heartbeat = now;
             let ballot = l.ballot;
-            self.broadcast(Message::Heartbeat {
-                ballot,
-                decided_upto,
-            });
+            let min = self.min();
+            self.broadcast(Message::Heartbeat { ballot, decided_upto, min });
         }
     }
 

@@ -46,14 +46,8 @@ pub(crate) struct SlotProposal {
 
 #[derive(Debug)]
 pub(crate) enum Phase {
-    Preparing {
-        promised: u64,
-        best: Option<PromiseEntry>,
-    },
-    Accepting {
-        value: Value,
-        acks: u64,
-    },
+    Preparing { promised: u64, best: Option<PromiseEntry> },
+    Accepting { value: Value, acks: u64 },
 }
 
 fn keep_best(best: &mut Option<PromiseEntry>, entry: Option<PromiseEntry>) {
@@ -74,10 +68,7 @@ impl Replica {
     /// Starts phase 1 for `own` in `slot`.
     fn px_start(&mut self, slot: Slot, own: Value, own_ids: Vec<u64>) {
         let me = self.cfg.id;
-        let ballot = Ballot::after_round(
-            self.max_round.max(self.acceptor.state.promised(slot).round),
-            me,
-        );
+        let ballot = Ballot::after_round(self.max_round.max(self.acceptor.state.promised(slot).round), me);
         self.max_round = ballot.round;
         let best = match self.acceptor.prepare_slot(ballot, slot) {
             Ok(entry) => entry,
@@ -88,26 +79,10 @@ impl Replica {
                 p.slot = Some(slot);
             }
         }
-        let phase = Phase::Preparing {
-            promised: Replica::bit(me),
-            best,
-        };
-        self.px.proposals.insert(
-            slot,
-            SlotProposal {
-                ballot,
-                own_ids,
-                own,
-                phase,
-                started: self.now,
-            },
-        );
+        let phase = Phase::Preparing { promised: Replica::bit(me), best };
+        self.px.proposals.insert(slot, SlotProposal { ballot, own_ids, own, phase, started: self.now });
         self.max_slot = self.max_slot.max(slot);
-        self.broadcast(Message::Prepare {
-            ballot,
-            slot,
-            onward: false,
-        });
+        self.broadcast(Message::Prepare { ballot, slot, onward: false });
         self.px_try_accept_phase(slot);
     }
 
@@ -119,34 +94,13 @@ impl Replica {
         match self.acceptor.prepare_slot(ballot, slot) {
             Ok(entry) => {
                 let entries = entry.into_iter().collect();
-                self.send(
-                    from,
-                    Message::Promise {
-                        ballot,
-                        slot,
-                        onward: false,
-                        entries,
-                    },
-                );
+                self.send(from, Message::Promise { ballot, slot, onward: false, entries });
             }
-            Err(promised) => self.send(
-                from,
-                Message::Nack {
-                    ballot,
-                    promised,
-                    slot,
-                },
-            ),
+            Err(promised) => self.send(from, Message::Nack { ballot, promised, slot }),
         }
     }
 
-    pub(crate) fn px_on_promise(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        slot: Slot,
-        entries: Vec<PromiseEntry>,
-    ) {
+    pub(crate) fn px_on_promise(&mut self, from: NodeId, ballot: Ballot, slot: Slot, entries: Vec<PromiseEntry>) {
         let Some(p) = self.px.proposals.get_mut(&slot) else {
             return;
         };
@@ -176,27 +130,17 @@ impl Replica {
             self.decide(slot, &entry.value);
             return;
         }
-        let value = best
-            .as_ref()
-            .map_or_else(|| p.own.clone(), |e| e.value.clone());
+        let value = best.as_ref().map_or_else(|| p.own.clone(), |e| e.value.clone());
         let ballot = p.ballot;
         if self.acceptor.accept(ballot, slot, &value).is_err() {
             self.px_abort(slot);
             return;
         }
         if let Some(p) = self.px.proposals.get_mut(&slot) {
-            p.phase = Phase::Accepting {
-                value: value.clone(),
-                acks: Replica::bit(me),
-            };
+            p.phase = Phase::Accepting { value: value.clone(), acks: Replica::bit(me) };
         }
         let decided_upto = self.decided_upto;
-        self.broadcast(Message::Accept {
-            ballot,
-            slot,
-            value,
-            decided_upto,
-        });
+        self.broadcast(Message::Accept { ballot, slot, value, decided_upto });
         self.px_check_decided(slot);
     }
 
@@ -225,20 +169,12 @@ impl Replica {
             return;
         }
         let value = value.clone();
-        self.broadcast(Message::Decide {
-            slot,
-            value: value.clone(),
-        });
+        self.broadcast(Message::Decide { slot, value: value.clone() });
         self.decide(slot, &value);
     }
 
     pub(crate) fn px_on_nack(&mut self, ballot: Ballot, slot: Slot) {
-        if self
-            .px
-            .proposals
-            .get(&slot)
-            .is_some_and(|p| p.ballot == ballot)
-        {
+        if self.px.proposals.get(&slot).is_some_and(|p| p.ballot == ballot) {
             self.px_abort(slot);
         }
     }
@@ -272,13 +208,8 @@ impl Replica {
     pub(crate) fn px_tick(&mut self) {
         let now = self.now;
         let timeout = self.cfg.proposal_timeout_ticks;
-        let expired: Vec<Slot> = self
-            .px
-            .proposals
-            .iter()
-            .filter(|(_, p)| p.started + timeout <= now)
-            .map(|(s, _)| *s)
-            .collect();
+        let expired: Vec<Slot> =
+            self.px.proposals.iter().filter(|(_, p)| p.started + timeout <= now).map(|(s, _)| *s).collect();
         for slot in expired {
             self.px_abort(slot);
         }
@@ -295,9 +226,7 @@ impl Replica {
         }
         match self.px.hole {
             Some((slot, since)) if slot == next => {
-                if self.now >= since + 2 * self.cfg.proposal_timeout_ticks
-                    && self.now >= self.px.backoff_until
-                {
+                if self.now >= since + 2 * self.cfg.proposal_timeout_ticks && self.now >= self.px.backoff_until {
                     self.px.hole = None;
                     self.px_start(next, Value::Noop, Vec::new());
                 }

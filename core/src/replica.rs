@@ -130,6 +130,8 @@ pub struct Replica {
     pub(crate) max_slot: Slot,
     /// Highest ballot round seen anywhere, so a new ballot can beat them all.
     pub(crate) max_round: u64,
+    /// A `Min()` computed by the leader, which hears from every follower.
+    pub(crate) min_known: Slot,
     pub(crate) pending: BTreeMap<u64, Pending>,
     pub(crate) next_command_id: u64,
     pub(crate) mp: MultiPaxos,
@@ -150,31 +152,19 @@ impl Replica {
 
     /// A replica restarted from its persisted acceptor state and the last slot its executor
     /// applied (AP). Decided slots above `applied` are handed out again for applying.
-    pub fn recover(
-        cfg: Config,
-        state: AcceptorState,
-        applied: Slot,
-    ) -> Result<Replica, RecoverError> {
+    pub fn recover(cfg: Config, state: AcceptorState, applied: Slot) -> Result<Replica, RecoverError> {
         cfg.validate()?;
         // The retained log must be decided without gaps from its first slot through `applied`:
         // every slot was persisted as decided before it was applied, and purging only ever
         // removes a prefix.
-        let floor = state
-            .slots
-            .keys()
-            .next()
-            .map_or(applied + 1, |first| (*first).min(applied + 1));
+        let floor = state.slots.keys().next().map_or(applied + 1, |first| (*first).min(applied + 1));
         for slot in floor..=applied {
             if !state.slots.get(&slot).is_some_and(|p| p.decided) {
                 return Err(RecoverError::Gap { slot, applied });
             }
         }
         let mut decided_upto = applied;
-        while state
-            .slots
-            .get(&(decided_upto + 1))
-            .is_some_and(|p| p.decided)
-        {
+        while state.slots.get(&(decided_upto + 1)).is_some_and(|p| p.decided) {
             decided_upto += 1;
         }
         let max_round = state
@@ -184,13 +174,7 @@ impl Replica {
             .chain([state.promise.ballot.round])
             .max()
             .unwrap_or(0);
-        let max_slot = state
-            .slots
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or(0)
-            .max(applied);
+        let max_slot = state.slots.keys().next_back().copied().unwrap_or(0).max(applied);
         let mut done = vec![0; cfg.nodes as usize];
         done[cfg.id as usize] = applied;
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
@@ -206,6 +190,7 @@ impl Replica {
             done,
             max_slot,
             max_round,
+            min_known: 0,
             pending: BTreeMap::new(),
             next_command_id: 0,
             mp,
@@ -232,12 +217,7 @@ impl Replica {
     /// Handles one message from a peer. Messages not addressed to this replica, from unknown
     /// nodes, or about forgotten slots are ignored: the network may deliver anything.
     pub fn step(&mut self, envelope: Envelope) {
-        let Envelope {
-            from,
-            to,
-            done,
-            message,
-        } = envelope;
+        let Envelope { from, to, done, message } = envelope;
         if to != self.cfg.id || from == self.cfg.id || from >= self.cfg.nodes {
             return;
         }
@@ -247,50 +227,25 @@ impl Replica {
             self.max_round = self.max_round.max(ballot.round);
         }
         match message {
-            Message::Prepare {
-                ballot,
-                slot,
-                onward,
-            } => self.on_prepare(from, ballot, slot, onward),
-            Message::Promise {
-                ballot,
-                slot,
-                onward,
-                entries,
-            } => self.on_promise(from, ballot, slot, onward, entries),
-            Message::Accept {
-                ballot,
-                slot,
-                value,
-                decided_upto,
-            } => self.on_accept(from, ballot, slot, value, decided_upto),
+            Message::Prepare { ballot, slot, onward } => self.on_prepare(from, ballot, slot, onward),
+            Message::Promise { ballot, slot, onward, entries } => self.on_promise(from, ballot, slot, onward, entries),
+            Message::Accept { ballot, slot, value, decided_upto } => {
+                self.on_accept(from, ballot, slot, value, decided_upto)
+            }
             Message::Accepted { ballot, slot } => self.on_accepted(from, ballot, slot),
-            Message::Nack {
-                ballot,
-                promised,
-                slot,
-            } => self.on_nack(ballot, promised, slot),
+            Message::Nack { ballot, promised, slot } => self.on_nack(ballot, promised, slot),
             Message::Decide { slot, value } => {
                 self.learner.note_decided_elsewhere(slot);
                 self.decide(slot, &value);
             }
-            Message::Heartbeat {
-                ballot,
-                decided_upto,
-            } if self.is_multi_paxos() => self.mp_on_heartbeat(from, ballot, decided_upto),
-            Message::HeartbeatReply { ballot, .. } if self.is_multi_paxos() => {
-                self.mp_on_heartbeat_reply(from, ballot)
+            Message::Heartbeat { ballot, decided_upto, min } if self.is_multi_paxos() => {
+                self.mp_on_heartbeat(from, ballot, decided_upto, min)
             }
+            Message::HeartbeatReply { ballot, .. } if self.is_multi_paxos() => self.mp_on_heartbeat_reply(from, ballot),
             Message::Forward { commands } if self.is_multi_paxos() => self.mp_on_forward(commands),
-            Message::Heartbeat { .. }
-            | Message::HeartbeatReply { .. }
-            | Message::Forward { .. } => {}
+            Message::Heartbeat { .. } | Message::HeartbeatReply { .. } | Message::Forward { .. } => {}
             Message::LearnRequest { slot } => self.on_learn_request(from, slot),
-            Message::LearnReply {
-                entries,
-                decided_upto,
-                floor,
-            } => self.on_learn_reply(entries, decided_upto, floor),
+            Message::LearnReply { entries, decided_upto, floor } => self.on_learn_reply(entries, decided_upto, floor),
         }
         self.debug_check();
     }
@@ -314,19 +269,8 @@ impl Replica {
         }
         let id = self.next_command_id;
         self.next_command_id += 1;
-        let command = Command {
-            origin: self.cfg.id,
-            id,
-            payload,
-        };
-        self.pending.insert(
-            id,
-            Pending {
-                command: command.clone(),
-                sent: None,
-                slot: None,
-            },
-        );
+        let command = Command { origin: self.cfg.id, id, payload };
+        self.pending.insert(id, Pending { command: command.clone(), sent: None, slot: None });
         match self.cfg.protocol {
             Protocol::MultiPaxos => self.mp_enqueue_own(command),
             Protocol::Paxos => self.px.unassigned.push_back(id),
@@ -337,11 +281,7 @@ impl Replica {
 
     /// Reports that the executor applied every slot through `slot`. This replica's `Done`.
     pub fn applied(&mut self, slot: Slot) {
-        debug_assert!(
-            slot <= self.emitted_upto,
-            "applied {slot} beyond what was handed out ({})",
-            self.emitted_upto
-        );
+        debug_assert!(slot <= self.emitted_upto, "applied {slot} beyond what was handed out ({})", self.emitted_upto);
         let slot = slot.min(self.emitted_upto);
         if slot > self.applied {
             self.applied = slot;
@@ -365,11 +305,7 @@ impl Replica {
             .collect::<Vec<_>>();
         self.emitted_upto = self.decided_upto;
         self.debug_check();
-        Ready {
-            persist: self.acceptor.take_persist(),
-            messages: std::mem::take(&mut self.outbox),
-            decided,
-        }
+        Ready { persist: self.acceptor.take_persist(), messages: std::mem::take(&mut self.outbox), decided }
     }
 
     /// Where this replica stands.
@@ -401,15 +337,14 @@ impl Replica {
 
     /// The decided value of `slot`, if this replica knows it and has not forgotten it.
     pub fn decided(&self, slot: Slot) -> Option<&Value> {
-        self.acceptor
-            .slot(slot)
-            .filter(|p| p.decided)
-            .and_then(|p| p.v_a.as_ref())
+        self.acceptor.slot(slot).filter(|p| p.decided).and_then(|p| p.v_a.as_ref())
     }
 
-    /// `Min()`: one more than the smallest `Done` this replica has heard of.
+    /// `Min()`: one more than the smallest `Done` this replica has heard of, directly or through
+    /// the leader. Every slot below it was applied by every replica.
     pub fn min(&self) -> Slot {
-        self.done.iter().copied().min().unwrap_or(0) + 1
+        let heard = self.done.iter().copied().min().unwrap_or(0) + 1;
+        heard.max(self.min_known)
     }
 
     /// Records that `slot` is decided with `value`, and everything that follows from it.
@@ -421,27 +356,16 @@ impl Replica {
             Ok(true) => {}
             Ok(false) => return,
             Err(conflict) => {
-                self.violation.get_or_insert(format!(
-                    "slot {} decided with two different values",
-                    conflict.slot
-                ));
+                self.violation.get_or_insert(format!("slot {} decided with two different values", conflict.slot));
                 return;
             }
         }
         self.max_slot = self.max_slot.max(slot);
-        while self
-            .acceptor
-            .slot(self.decided_upto + 1)
-            .is_some_and(|p| p.decided)
-        {
+        while self.acceptor.slot(self.decided_upto + 1).is_some_and(|p| p.decided) {
             self.decided_upto += 1;
         }
         for command in value.commands().iter().filter(|c| c.origin == self.cfg.id) {
-            if self
-                .pending
-                .get(&command.id)
-                .is_some_and(|p| p.command == *command)
-            {
+            if self.pending.get(&command.id).is_some_and(|p| p.command == *command) {
                 self.pending.remove(&command.id);
             }
         }
@@ -462,12 +386,7 @@ impl Replica {
     }
 
     pub(crate) fn send(&mut self, to: NodeId, message: Message) {
-        self.outbox.push(Envelope {
-            from: self.cfg.id,
-            to,
-            done: self.applied,
-            message,
-        });
+        self.outbox.push(Envelope { from: self.cfg.id, to, done: self.applied, message });
     }
 
     pub(crate) fn broadcast(&mut self, message: Message) {
@@ -517,14 +436,7 @@ impl Replica {
         }
     }
 
-    fn on_accept(
-        &mut self,
-        from: NodeId,
-        ballot: Ballot,
-        slot: Slot,
-        value: Value,
-        decided_upto: Slot,
-    ) {
+    fn on_accept(&mut self, from: NodeId, ballot: Ballot, slot: Slot, value: Value, decided_upto: Slot) {
         if slot < self.floor {
             return;
         }
@@ -532,14 +444,7 @@ impl Replica {
         match self.acceptor.accept(ballot, slot, &value) {
             Ok(()) => self.send(from, Message::Accepted { ballot, slot }),
             Err(promised) => {
-                self.send(
-                    from,
-                    Message::Nack {
-                        ballot,
-                        promised,
-                        slot,
-                    },
-                );
+                self.send(from, Message::Nack { ballot, promised, slot });
                 return;
             }
         }

@@ -5,7 +5,7 @@
 //! A crash drops the replica together with any input it handled since its last
 //! [`Cluster::process`], which is precisely the state it had not persisted yet.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
@@ -39,6 +39,8 @@ pub struct Cluster {
     pub sent: BTreeMap<&'static str, u64>,
     /// Every value seen decided anywhere, per slot (only with checks on).
     pub decided: BTreeMap<Slot, Value>,
+    /// Directed links `(from, to)` on which messages are dropped when delivered.
+    pub cut: BTreeSet<(NodeId, NodeId)>,
     checks: bool,
     restarts: u64,
 }
@@ -50,26 +52,17 @@ impl Cluster {
     }
 
     /// Like [`Cluster::new`], with `tune` applied to every replica's configuration.
-    pub fn with_config(
-        nodes: u32,
-        protocol: Protocol,
-        seed: u64,
-        tune: impl Fn(&mut Config),
-    ) -> Cluster {
+    pub fn with_config(nodes: u32, protocol: Protocol, seed: u64, tune: impl Fn(&mut Config)) -> Cluster {
         let configs: Vec<Config> = (0..nodes)
             .map(|id| {
                 let mut c = Config::new(id, nodes, protocol);
-                c.seed = seed
-                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    .wrapping_add(u64::from(id));
+                c.seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(u64::from(id));
                 tune(&mut c);
                 c
             })
             .collect();
-        let replicas = configs
-            .iter()
-            .map(|c| Some(Replica::new(c.clone()).expect("test configuration is valid")))
-            .collect();
+        let replicas =
+            configs.iter().map(|c| Some(Replica::new(c.clone()).expect("test configuration is valid"))).collect();
         Cluster {
             replicas,
             disks: vec![Disk::default(); nodes as usize],
@@ -77,6 +70,7 @@ impl Cluster {
             network: Vec::new(),
             sent: BTreeMap::new(),
             decided: BTreeMap::new(),
+            cut: BTreeSet::new(),
             checks: true,
             restarts: 0,
         }
@@ -100,16 +94,12 @@ impl Cluster {
 
     /// The live replica `node`. Panics if it is crashed.
     pub fn replica(&self, node: NodeId) -> &Replica {
-        self.replicas[node as usize]
-            .as_ref()
-            .expect("replica is up")
+        self.replicas[node as usize].as_ref().expect("replica is up")
     }
 
     /// The live replica `node`, mutably. Panics if it is crashed.
     pub fn replica_mut(&mut self, node: NodeId) -> &mut Replica {
-        self.replicas[node as usize]
-            .as_mut()
-            .expect("replica is up")
+        self.replicas[node as usize].as_mut().expect("replica is up")
     }
 
     /// True if `node` is up.
@@ -118,11 +108,7 @@ impl Cluster {
     }
 
     /// Submits a command at `node` and processes the result.
-    pub fn propose(
-        &mut self,
-        node: NodeId,
-        payload: impl Into<Bytes>,
-    ) -> Result<CommandId, ProposeError> {
+    pub fn propose(&mut self, node: NodeId, payload: impl Into<Bytes>) -> Result<CommandId, ProposeError> {
         let id = self.replica_mut(node).propose(payload.into())?;
         self.process(node);
         Ok(id)
@@ -150,10 +136,28 @@ impl Cluster {
             return false;
         }
         let envelope = self.network.remove(index);
+        if self.cut.contains(&(envelope.from, envelope.to)) {
+            return true;
+        }
         if let Some(r) = &mut self.replicas[envelope.to as usize] {
             r.step(envelope);
         }
         true
+    }
+
+    /// Drops every message to or from `node` from now on, until [`Cluster::heal`].
+    pub fn isolate(&mut self, node: NodeId) {
+        for other in 0..self.len() as NodeId {
+            if other != node {
+                self.cut.insert((node, other));
+                self.cut.insert((other, node));
+            }
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.cut.clear();
     }
 
     /// Delivers `network[index]` and processes the receiver.
@@ -182,6 +186,9 @@ impl Cluster {
         let count = hop.len();
         for envelope in hop {
             let to = envelope.to;
+            if self.cut.contains(&(envelope.from, to)) {
+                continue;
+            }
             if let Some(r) = &mut self.replicas[to as usize] {
                 r.step(envelope);
             }
@@ -195,11 +202,7 @@ impl Cluster {
         let Some(r) = &mut self.replicas[node as usize] else {
             return;
         };
-        let Ready {
-            persist,
-            messages,
-            decided,
-        } = r.take_ready();
+        let Ready { persist, messages, decided } = r.take_ready();
         let disk = &mut self.disks[node as usize];
         disk.acceptor.apply(&persist);
         if self.checks {
@@ -218,11 +221,7 @@ impl Cluster {
         };
         let ap = disk.applied.last().map_or(0, |(s, _)| *s);
         for (slot, value) in decided {
-            assert_eq!(
-                slot,
-                disk.applied.last().map_or(ap, |(s, _)| *s) + 1,
-                "applied out of order"
-            );
+            assert_eq!(slot, disk.applied.last().map_or(ap, |(s, _)| *s) + 1, "applied out of order");
             if self.checks {
                 disk.applied.push((slot, value));
             } else {
@@ -248,8 +247,7 @@ impl Cluster {
         cfg.seed = cfg.seed.wrapping_add(self.restarts);
         let disk = &self.disks[node as usize];
         let ap = disk.applied.last().map_or(0, |(s, _)| *s);
-        let replica =
-            Replica::recover(cfg, disk.acceptor.clone(), ap).expect("recover from own disk");
+        let replica = Replica::recover(cfg, disk.acceptor.clone(), ap).expect("recover from own disk");
         self.replicas[node as usize] = Some(replica);
         self.process(node);
     }
@@ -268,39 +266,33 @@ impl Cluster {
         None
     }
 
-    /// Nothing pending at live replicas, every live replica applied the same prefix, one leader
-    /// (multi-paxos) known to all.
+    /// Nothing pending at live replicas, every live replica applied the same prefix, and (in
+    /// multi-paxos) all follow one live leader.
     pub fn is_settled(&self) -> bool {
         let live: Vec<&Replica> = self.replicas.iter().flatten().collect();
-        let Some(first) = live.first() else {
-            return true;
-        };
-        let applied = first.status().applied;
-        live.iter().all(|r| {
-            let s = r.status();
-            s.pending == 0
-                && s.applied == applied
-                && s.decided_upto == applied
-                && s.max_slot <= applied
-        })
+        let Some(first) = live.first() else { return true };
+        let (applied, leader) = (first.status().applied, first.status().leader);
+        let leader_ok = first.config().protocol == Protocol::Paxos
+            || leader.is_some_and(|l| self.is_up(l) && self.replica(l).status().role == crate::RoleKind::Leader);
+        leader_ok
+            && live.iter().all(|r| {
+                let s = r.status();
+                s.pending == 0
+                    && s.applied == applied
+                    && s.decided_upto == applied
+                    && s.max_slot <= applied
+                    && s.leader == leader
+            })
     }
 
     /// The first live replica that claims to lead.
     pub fn leader(&self) -> Option<NodeId> {
-        self.replicas
-            .iter()
-            .flatten()
-            .find(|r| r.status().role == crate::RoleKind::Leader)
-            .map(|r| r.id())
+        self.replicas.iter().flatten().find(|r| r.status().role == crate::RoleKind::Leader).map(|r| r.id())
     }
 
     /// Checks that every replica's applied log is a prefix of the longest one.
     pub fn check_applied_prefixes(&self) -> Result<(), String> {
-        let longest = self
-            .disks
-            .iter()
-            .max_by_key(|d| d.applied.len())
-            .map(|d| &d.applied);
+        let longest = self.disks.iter().max_by_key(|d| d.applied.len()).map(|d| &d.applied);
         let Some(longest) = longest else {
             return Ok(());
         };

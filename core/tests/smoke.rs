@@ -14,18 +14,10 @@ fn three_replicas_decide_commands() {
         assert!(
             rounds.is_some(),
             "{protocol:?} did not settle: {:?}",
-            c.replicas
-                .iter()
-                .flatten()
-                .map(|r| r.status())
-                .collect::<Vec<_>>()
+            c.replicas.iter().flatten().map(|r| r.status()).collect::<Vec<_>>()
         );
         c.check_applied_prefixes().expect("same sequence");
-        let commands: usize = c.disks[0]
-            .applied
-            .iter()
-            .map(|(_, v)| v.commands().len())
-            .sum();
+        let commands: usize = c.disks[0].applied.iter().map(|(_, v)| v.commands().len()).sum();
         assert!(commands >= 20, "{protocol:?}: {commands} commands applied");
     }
 }

@@ -1,0 +1,288 @@
+//! Scripted scenarios that assert the exact outputs of the state machine, one protocol situation
+//! per test: steady-state accept, prepare ahead of time, failover with a half-accepted slot,
+//! duelling proposers, restart from persisted state, forgetting below Min, and the round trips a
+//! slot costs in each protocol.
+
+use barista_core::testkit::Cluster;
+use barista_core::{Ballot, Command, Envelope, Message, Protocol, Replica, RoleKind, Value};
+use bytes::Bytes;
+
+/// Ticks only `node` until it campaigns, then delivers everything: `node` leads.
+fn elect(c: &mut Cluster, node: u32) {
+    for _ in 0..100 {
+        if c.replica(node).status().role != RoleKind::Follower {
+            break;
+        }
+        c.tick(node);
+    }
+    c.deliver_all(1000);
+    assert_eq!(c.leader(), Some(node), "node {node} should lead");
+}
+
+fn batch(origin: u32, id: u64, payload: &'static str) -> Value {
+    Value::Batch(vec![Command { origin, id, payload: Bytes::from_static(payload.as_bytes()) }])
+}
+
+fn kinds(messages: &[Envelope]) -> Vec<(&'static str, u32)> {
+    messages.iter().map(|m| (m.message.kind(), m.to)).collect()
+}
+
+#[test]
+fn steady_state_accept_is_one_round_trip_with_exact_messages() {
+    let mut c = Cluster::new(3, Protocol::MultiPaxos, 1);
+    elect(&mut c, 0);
+    let ballot = c.replica(0).status().promised;
+    let slot = c.replica(0).status().max_slot + 1;
+    let decided_upto = c.replica(0).status().decided_upto;
+
+    // Drive replica 0 by hand to see its exact output.
+    let leader = c.replica_mut(0);
+    leader.propose(Bytes::from_static(b"x")).expect("propose");
+    let ready = leader.take_ready();
+    let value = batch(0, 0, "x");
+    // The leader's own accept is persisted before the accepts leave.
+    assert_eq!(ready.persist.slots.len(), 1);
+    assert_eq!(ready.persist.slots[0].0, slot);
+    assert_eq!(ready.persist.slots[0].1.n_a, ballot);
+    let accept = |to| Envelope {
+        from: 0,
+        to,
+        done: decided_upto,
+        message: Message::Accept { ballot, slot, value: value.clone(), decided_upto },
+    };
+    assert_eq!(ready.messages, vec![accept(1), accept(2)]);
+    assert!(ready.decided.is_empty());
+
+    // A follower persists the vote, then answers.
+    let follower = c.replica_mut(1);
+    follower.step(accept(1));
+    let ready = follower.take_ready();
+    assert_eq!(ready.persist.slots.iter().map(|(s, p)| (*s, p.n_a)).collect::<Vec<_>>(), vec![(slot, ballot)]);
+    let accepted = Envelope { from: 1, to: 0, done: decided_upto, message: Message::Accepted { ballot, slot } };
+    assert_eq!(ready.messages, vec![accepted.clone()]);
+
+    // One accepted plus the leader's own vote is a majority of three: decided, and broadcast.
+    let leader = c.replica_mut(0);
+    leader.step(accepted);
+    let ready = leader.take_ready();
+    assert_eq!(ready.decided, vec![(slot, value)]);
+    assert_eq!(kinds(&ready.messages), vec![("heartbeat", 1), ("heartbeat", 2)]);
+    assert!(matches!(ready.messages[0].message, Message::Heartbeat { decided_upto, .. } if decided_upto == slot));
+}
+
+#[test]
+fn prepare_runs_once_per_term_not_once_per_slot() {
+    let mut c = Cluster::new(3, Protocol::MultiPaxos, 2);
+    elect(&mut c, 1);
+    let prepares = c.sent.get("prepare").copied().unwrap_or(0);
+    assert_eq!(prepares, 2, "one prepare to each peer");
+    for i in 0..50 {
+        c.propose(1, format!("c{i}")).expect("propose");
+        c.deliver_all(1000);
+    }
+    assert_eq!(c.sent.get("prepare").copied().unwrap_or(0), prepares, "no prepare for later slots");
+    assert!(c.settle(50).is_some());
+    assert_eq!(c.replica(0).status().applied, c.replica(1).status().applied);
+}
+
+#[test]
+fn new_leader_re_proposes_a_half_accepted_value_not_its_own() {
+    let mut c = Cluster::new(3, Protocol::MultiPaxos, 3);
+    elect(&mut c, 0);
+    c.replica_mut(0).propose(Bytes::from_static(b"old")).expect("propose");
+    c.process(0);
+    // Only replica 1 gets the accept; then the leader dies.
+    let to_1 = c.network.iter().position(|m| m.to == 1 && m.message.kind() == "accept").expect("accept to 1");
+    let slot = match &c.network[to_1].message {
+        Message::Accept { slot, .. } => *slot,
+        _ => unreachable!(),
+    };
+    c.deliver(to_1);
+    c.crash(0);
+    c.network.clear();
+    // Replica 2 gets a command of its own; time passes for the survivors until one takes over.
+    c.replica_mut(2).propose(Bytes::from_static(b"new")).expect("propose");
+    c.process(2);
+    let mut rounds = 0;
+    while c.leader().is_none() {
+        c.tick_all();
+        c.deliver_all(1000);
+        rounds += 1;
+        assert!(rounds < 100, "no leader elected");
+    }
+    let leader = c.leader().expect("leader");
+    assert_eq!(c.replica(leader).decided(slot), Some(&batch(0, 0, "old")), "the accepted value wins its slot");
+    assert!(c.settle(100).is_some());
+    let applied = &c.disks[2].applied;
+    let position =
+        |p: &str| applied.iter().position(|(_, v)| v.commands().iter().any(|c| c.payload.as_ref() == p.as_bytes()));
+    assert!(position("old") < position("new"), "new command lands in a later slot: {applied:?}");
+}
+
+#[test]
+fn duelling_paxos_proposers_both_get_their_commands_decided() {
+    let mut c = Cluster::new(3, Protocol::Paxos, 4);
+    c.propose(0, "from-0").expect("propose");
+    c.propose(1, "from-1").expect("propose");
+    // Both chose slot 1.
+    let prepares: Vec<(u32, u64)> = c
+        .network
+        .iter()
+        .filter_map(|m| match m.message {
+            Message::Prepare { slot, .. } => Some((m.from, slot)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prepares, vec![(0, 1), (0, 1), (1, 1), (1, 1)]);
+    assert!(c.settle(200).is_some(), "duel resolves: {:?}", c.replica(0).status());
+    let decided: Vec<Value> = c.disks[0].applied.iter().map(|(_, v)| v.clone()).collect();
+    assert_eq!(decided.len(), 2);
+    assert!(decided.contains(&batch(0, 0, "from-0")) && decided.contains(&batch(1, 0, "from-1")));
+    assert!(c.sent.get("nack").copied().unwrap_or(0) > 0 || c.sent.get("decide").copied().unwrap_or(0) >= 4);
+}
+
+#[test]
+fn restart_from_persisted_state_keeps_votes_and_replays_unapplied_slots() {
+    let mut c = Cluster::new(3, Protocol::MultiPaxos, 5);
+    elect(&mut c, 0);
+    for i in 0..5 {
+        c.propose(0, format!("c{i}")).expect("propose");
+    }
+    assert!(c.settle(50).is_some());
+    let before = c.replica(1).acceptor_state().clone();
+    let applied = c.replica(1).status().applied;
+    c.crash(1);
+    c.restart(1);
+    let r = c.replica(1);
+    assert_eq!(r.acceptor_state(), &before, "acceptor state rebuilt exactly from disk");
+    assert_eq!(r.status().applied, applied);
+    assert_eq!(r.status().promised, before.promise.ballot, "a promise survives the restart");
+
+    // A replica whose executor lost the last two applies gets them handed out again, in order.
+    let mut cfg = c.replica(2).config().clone();
+    cfg.seed += 100;
+    let state = c.disks[2].acceptor.clone();
+    let mut r = Replica::recover(cfg, state, applied - 2).expect("recover");
+    let replay: Vec<u64> = r.take_ready().decided.iter().map(|(s, _)| *s).collect();
+    assert_eq!(replay, vec![applied - 1, applied]);
+}
+
+#[test]
+fn slots_below_min_are_forgotten_everywhere_and_purged() {
+    let mut c = Cluster::new(3, Protocol::MultiPaxos, 6);
+    elect(&mut c, 0);
+    for i in 0..10 {
+        c.propose(0, format!("c{i}")).expect("propose");
+        c.deliver_all(1000);
+    }
+    // Done travels on every message; a couple of heartbeats spread everyone's.
+    assert!(c.settle(50).is_some());
+    c.tick_all();
+    c.deliver_all(1000);
+    c.tick_all();
+    c.deliver_all(1000);
+    let applied = c.replica(0).status().applied;
+    for node in 0..3 {
+        let r = c.replica(node);
+        assert_eq!(r.min(), applied + 1, "replica {node} knows every Done");
+        assert_eq!(r.status().floor, applied + 1);
+        assert!(r.acceptor_state().slots.keys().all(|s| *s > applied), "replica {node} forgot applied slots");
+        assert!(c.disks[node as usize].acceptor.slots.keys().all(|s| *s > applied), "replica {node} purged its store");
+    }
+
+    // A replica that is down holds Min back for everyone.
+    c.crash(2);
+    for i in 0..5 {
+        c.propose(0, format!("d{i}")).expect("propose");
+    }
+    assert!(c.settle(50).is_some());
+    assert_eq!(c.replica(0).min(), applied + 1, "Min waits for the crashed replica");
+    assert!(c.disks[0].acceptor.slots.len() >= 5);
+}
+
+/// Counts network hops (one hop = deliver every message in flight) until `node` decides.
+fn hops_to_decide(c: &mut Cluster, node: u32) -> usize {
+    let target = c.replica(node).status().decided_upto + 1;
+    c.propose(node, "x").expect("propose");
+    let mut hops = 0;
+    while c.replica(node).status().decided_upto < target {
+        assert!(c.deliver_hop() > 0, "stalled");
+        hops += 1;
+    }
+    hops
+}
+
+#[test]
+fn a_slot_costs_one_round_trip_in_multi_paxos_and_two_in_paxos() {
+    let mut c = Cluster::new(3, Protocol::MultiPaxos, 7);
+    elect(&mut c, 0);
+    c.sent.clear();
+    assert_eq!(hops_to_decide(&mut c, 0), 2, "accept, accepted");
+    assert_eq!(c.sent.get("accept"), Some(&2));
+    assert_eq!(c.sent.get("accepted"), Some(&2));
+    assert_eq!(c.sent.get("prepare"), None);
+
+    let mut c = Cluster::new(3, Protocol::Paxos, 7);
+    c.sent.clear();
+    assert_eq!(hops_to_decide(&mut c, 0), 4, "prepare, promise, accept, accepted");
+    for kind in ["prepare", "promise", "accept", "accepted"] {
+        assert_eq!(c.sent.get(kind), Some(&2), "{kind}");
+    }
+}
+
+#[test]
+fn a_follower_that_hears_its_leader_does_not_help_a_challenger() {
+    let mut c = Cluster::new(3, Protocol::MultiPaxos, 8);
+    elect(&mut c, 0);
+    let term = c.replica(0).status().promised;
+    // Replica 2 is cut off and campaigns again and again.
+    c.isolate(2);
+    for _ in 0..60 {
+        c.tick_all();
+        c.deliver_all(1000);
+    }
+    c.heal();
+    let challenger = c.replica(2).status().promised;
+    assert!(challenger > term, "the cut-off replica raised its ballot");
+    // It reconnects: its prepare reaches replica 1, which still hears replica 0.
+    let prepare =
+        Envelope { from: 2, to: 1, done: 0, message: Message::Prepare { ballot: challenger, slot: 1, onward: true } };
+    c.replica_mut(1).step(prepare);
+    let ready = c.replica_mut(1).take_ready();
+    assert!(ready.messages.is_empty(), "no promise, no nack: {:?}", ready.messages);
+    assert_eq!(c.replica(1).status().promised, term);
+    // Once it rejoins, the leader re-elects itself above the challenger's ballot and keeps leading.
+    assert!(c.settle(100).is_some());
+    assert_eq!(c.leader(), Some(0));
+    assert!(c.replica(0).status().promised > challenger);
+}
+
+#[test]
+fn a_lagging_replica_catches_up_from_its_peers() {
+    let mut c = Cluster::with_config(3, Protocol::MultiPaxos, 9, |cfg| cfg.learn_batch_max = 7);
+    elect(&mut c, 0);
+    c.crash(2);
+    for i in 0..100 {
+        c.propose(0, format!("c{i}")).expect("propose");
+        c.deliver_all(1000);
+    }
+    assert!(c.settle(50).is_some());
+    let target = c.replica(0).status().applied;
+    c.restart(2);
+    assert!(c.settle(100).is_some());
+    assert_eq!(c.replica(2).status().applied, target);
+    assert!(c.sent.get("learn_request").copied().unwrap_or(0) >= target / 7, "caught up in chunks");
+    c.check_applied_prefixes().expect("same sequence");
+}
+
+#[test]
+fn single_replica_cluster_decides_alone() {
+    for protocol in [Protocol::MultiPaxos, Protocol::Paxos] {
+        let mut c = Cluster::new(1, protocol, 10);
+        assert!(c.settle(50).is_some());
+        c.propose(0, "solo").expect("propose");
+        assert!(c.settle(5).is_some(), "{protocol:?}");
+        assert_eq!(c.disks[0].applied.len(), 1);
+    }
+    let _ = Ballot::ZERO;
+}
