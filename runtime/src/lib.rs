@@ -1,6 +1,14 @@
 //! `barista-runtime`: the node that drives `barista-core`.
 //!
-//! Not built yet (issue 3). It will hold the event loop (persist, then send, then apply, in the
-//! order `barista_core::Ready` demands), the IO traits with their conformance suites
-//! (`AcceptorStore`, `SqlBackend`, peer transport, clock), the executor that applies the decided
-//! log to PostgreSQL, and the production adapters (ZooKeeper, PostgreSQL, TCP).
+//! - [`command`]: the client commands the log carries, and their versioned encoding.
+//! - [`sql`]: the `SqlBackend` trait the executor applies the log through, with the values,
+//!   results and the split between statement errors (results) and backend faults (not results).
+//! - [`executor`]: applies decided slots in order, with AP and exactly-once bookkeeping in the
+//!   replica's own database, under a deterministic scheduling policy.
+//!
+//! Still to come (issue 3): the node event loop, the `AcceptorStore` and transport traits, the
+//! client-facing service; (issue 4) the ZooKeeper, PostgreSQL and TCP adapters.
+
+pub mod command;
+pub mod executor;
+pub mod sql;

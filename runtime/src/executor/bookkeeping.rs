@@ -1,0 +1,119 @@
+//! Barista's own tables inside each replica's database, and the SQL that maintains them.
+//!
+//! - `sqlpaxoslog(lastseqnum)`: AP, the last slot whose effects are committed. Written in the same
+//!   transaction as the slot's work, so after a crash the database says exactly where to resume.
+//! - `barista_sessions(conn, request_seq, outcome, state)`: per replicated connection, the outcome
+//!   of its last request, written in the same transaction as the request's effects, and whether
+//!   the session is open, closed, or holds a transaction aborted by the idle timeout. A retried request
+//!   finds its outcome here instead of running twice; a replica replaying after a crash skips the
+//!   commands whose effects it already committed.
+//!
+//! The SQL is the common subset of PostgreSQL and SQLite (the simulation's stand-in).
+
+use crate::command::ConnId;
+use crate::sql::{BackendFault, SqlError, SqlSession, SqlValue};
+use barista_core::Slot;
+
+use super::outcome::Outcome;
+
+pub(crate) const CREATE: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS sqlpaxoslog (id integer PRIMARY KEY, lastseqnum bigint NOT NULL)",
+    "INSERT INTO sqlpaxoslog (id, lastseqnum) VALUES (1, 0) ON CONFLICT DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS barista_sessions \
+     (conn bigint PRIMARY KEY, request_seq bigint NOT NULL, outcome bytea NOT NULL, state smallint NOT NULL)",
+];
+
+const READ_AP: &str = "SELECT lastseqnum FROM sqlpaxoslog WHERE id = 1";
+const WRITE_AP: &str = "UPDATE sqlpaxoslog SET lastseqnum = $1 WHERE id = 1";
+const READ_SESSIONS: &str = "SELECT conn, request_seq, outcome, state FROM barista_sessions";
+const RECORD: &str = "INSERT INTO barista_sessions (conn, request_seq, outcome, state) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (conn) DO UPDATE SET request_seq = excluded.request_seq, outcome = excluded.outcome, state = excluded.state";
+
+/// The `state` column of `barista_sessions`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum SessionState {
+    Closed = 0,
+    Open = 1,
+    /// Its transaction was rolled back by the idle timeout; until the client rolls back, every
+    /// statement fails, as in a PostgreSQL transaction aborted by an error.
+    IdleAborted = 2,
+}
+
+impl SessionState {
+    fn from_sql(value: &SqlValue) -> SessionState {
+        match value {
+            SqlValue::Int(1) => SessionState::Open,
+            SqlValue::Int(2) => SessionState::IdleAborted,
+            _ => SessionState::Closed,
+        }
+    }
+}
+
+/// One row of `barista_sessions`.
+pub(crate) struct SessionRecord {
+    pub(crate) conn: ConnId,
+    pub(crate) request_seq: u64,
+    pub(crate) outcome: Outcome,
+    pub(crate) state: SessionState,
+}
+
+/// Runs bookkeeping SQL, where a statement error means the schema is not what Barista wrote:
+/// a replica fault, not a client-visible result.
+pub(crate) async fn run<S: SqlSession>(
+    session: &mut S,
+    sql: &str,
+    params: &[SqlValue],
+) -> Result<crate::sql::ResultSet, BackendFault> {
+    session.execute(sql, params).await?.map_err(|e: SqlError| BackendFault(format!("bookkeeping `{sql}`: {e}")))
+}
+
+pub(crate) async fn create<S: SqlSession>(session: &mut S) -> Result<(), BackendFault> {
+    for sql in CREATE {
+        run(session, sql, &[]).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn read_ap<S: SqlSession>(session: &mut S) -> Result<Slot, BackendFault> {
+    let rs = run(session, READ_AP, &[]).await?;
+    match rs.rows.first().and_then(|r| r.first()) {
+        Some(SqlValue::Int(ap)) => Ok(*ap as Slot),
+        other => Err(BackendFault(format!("sqlpaxoslog holds no AP (found {other:?})"))),
+    }
+}
+
+pub(crate) async fn write_ap<S: SqlSession>(session: &mut S, slot: Slot) -> Result<(), BackendFault> {
+    run(session, WRITE_AP, &[SqlValue::Int(slot as i64)]).await.map(|_| ())
+}
+
+pub(crate) async fn read_sessions<S: SqlSession>(session: &mut S) -> Result<Vec<SessionRecord>, BackendFault> {
+    let rs = run(session, READ_SESSIONS, &[]).await?;
+    rs.rows
+        .iter()
+        .map(|row| match row.as_slice() {
+            [SqlValue::Int(conn), SqlValue::Int(seq), SqlValue::Bytes(outcome), state] => Ok(SessionRecord {
+                conn: ConnId(*conn as u64),
+                request_seq: *seq as u64,
+                outcome: Outcome::decode(outcome),
+                state: SessionState::from_sql(state),
+            }),
+            other => Err(BackendFault(format!("unexpected barista_sessions row {other:?}"))),
+        })
+        .collect()
+}
+
+pub(crate) async fn record<S: SqlSession>(
+    session: &mut S,
+    conn: ConnId,
+    request_seq: u64,
+    outcome: &Outcome,
+    state: SessionState,
+) -> Result<(), BackendFault> {
+    let params = [
+        SqlValue::Int(conn.0 as i64),
+        SqlValue::Int(request_seq as i64),
+        SqlValue::Bytes(outcome.encode()),
+        SqlValue::Int(state as i64),
+    ];
+    run(session, RECORD, &params).await.map(|_| ())
+}

@@ -1,0 +1,536 @@
+//! The executor: applies decided slots, in order, to this replica's database.
+//!
+//! Every replica runs every command; the one that took the client's request answers with its own
+//! outcome. What keeps replicas identical and retries harmless:
+//! - slots are applied strictly in order, and a slot is never skipped: a [`BackendFault`] stops the
+//!   executor at that slot, and the caller calls [`Executor::recover`] and feeds it again from
+//!   [`Executor::applied`] + 1;
+//! - AP (`sqlpaxoslog`) is written in the same transaction as the slot's work: on its own after
+//!   the slot's autocommit work, or inside the open client transaction (so it becomes durable with
+//!   that transaction's `COMMIT`, and rolls back with it);
+//! - each request's outcome is written in the same transaction as its effects, so a retried or
+//!   replayed `(conn, request_seq)` returns the recorded outcome and runs nothing;
+//! - which command may run is decided by [`policy`], from the log alone.
+
+mod bookkeeping;
+pub mod outcome;
+pub mod policy;
+
+use std::collections::BTreeMap;
+
+use barista_core::{Slot, Value};
+use tracing::warn;
+
+use crate::command::{ClientCommand, ConnId, Op, Statement};
+use crate::sql::{BackendFault, ResultSet, SqlBackend, SqlError, SqlSession};
+use bookkeeping::SessionState;
+pub use outcome::Outcome;
+use policy::Admission;
+
+/// The outcome of one command of an applied slot, for the replica that waits to answer it.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Applied {
+    /// The session.
+    pub conn: ConnId,
+    /// The request.
+    pub request_seq: u64,
+    /// What it produced.
+    pub outcome: Outcome,
+}
+
+/// An explicit transaction's state in a session.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Txn {
+    None,
+    Open {
+        /// The transaction's timestamp: what `now()` means in it, on every replica.
+        timestamp_us: i64,
+        /// A statement failed: everything but `ROLLBACK` fails until the end of the block.
+        failed: bool,
+    },
+}
+
+struct Session<S> {
+    /// The session's own database connection, made on first use.
+    db: Option<S>,
+    /// Sequence and outcome of the last request: the exactly-once record.
+    last: Option<(u64, Outcome)>,
+    txn: Txn,
+    state: SessionState,
+}
+
+/// The SQLSTATE PostgreSQL uses for "current transaction is aborted".
+const IN_FAILED_TXN: &str = "25P02";
+
+/// Applies the decided log to one replica's database.
+pub struct Executor<B: SqlBackend> {
+    backend: B,
+    /// Bookkeeping connection: AP and session records outside client transactions.
+    book: B::Session,
+    sessions: BTreeMap<ConnId, Session<B::Session>>,
+    /// The session holding the cluster's one open transaction.
+    open_txn: Option<ConnId>,
+    /// AP as committed in the database.
+    durable_ap: Slot,
+    /// AP written inside the open transaction, durable at its commit.
+    pending_ap: Slot,
+    /// Every slot up to here was executed (maybe not yet durable, inside an open transaction).
+    executed: Slot,
+    /// The highest command timestamp seen, so time never goes backwards across leaders' clocks.
+    last_timestamp_us: i64,
+}
+
+impl<B: SqlBackend> Executor<B> {
+    /// Connects, creates the bookkeeping tables if this is a fresh database, and loads AP and the
+    /// session records.
+    pub async fn open(backend: B) -> Result<Executor<B>, BackendFault> {
+        let mut book = backend.connect().await?;
+        bookkeeping::create(&mut book).await?;
+        let mut executor = Executor {
+            backend,
+            book,
+            sessions: BTreeMap::new(),
+            open_txn: None,
+            durable_ap: 0,
+            pending_ap: 0,
+            executed: 0,
+            last_timestamp_us: i64::MIN,
+        };
+        executor.load().await?;
+        Ok(executor)
+    }
+
+    /// Drops every connection (the database aborts their open transactions) and reloads AP and
+    /// the session records: the state the database committed. Feed slots again from
+    /// [`Executor::applied`] + 1.
+    pub async fn recover(&mut self) -> Result<(), BackendFault> {
+        self.sessions.clear();
+        self.book = self.backend.connect().await?;
+        self.load().await
+    }
+
+    async fn load(&mut self) -> Result<(), BackendFault> {
+        self.durable_ap = bookkeeping::read_ap(&mut self.book).await?;
+        self.pending_ap = self.durable_ap;
+        self.executed = self.durable_ap;
+        self.open_txn = None;
+        self.sessions = bookkeeping::read_sessions(&mut self.book)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let session =
+                    Session { db: None, last: Some((r.request_seq, r.outcome)), txn: Txn::None, state: r.state };
+                (r.conn, session)
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// AP: every slot through this one is committed in the database. This is the replica's `Done`.
+    pub fn applied(&self) -> Slot {
+        self.durable_ap
+    }
+
+    /// Every slot through this one was executed; those above [`Executor::applied`] are inside the
+    /// open transaction.
+    pub fn executed(&self) -> Slot {
+        self.executed
+    }
+
+    /// The session holding the open transaction, if any.
+    pub fn open_transaction(&self) -> Option<ConnId> {
+        self.open_txn
+    }
+
+    /// Applies `slot`, which must be [`Executor::executed`] + 1.
+    pub async fn apply(&mut self, slot: Slot, value: &Value) -> Result<Vec<Applied>, BackendFault> {
+        if slot != self.executed + 1 {
+            return Err(BackendFault(format!("slot {slot} fed out of order (executed through {})", self.executed)));
+        }
+        let mut applied = Vec::with_capacity(value.commands().len());
+        for command in value.commands() {
+            match ClientCommand::decode(&command.payload) {
+                Ok(cmd) => {
+                    let outcome = self.run(&cmd).await?;
+                    applied.push(Applied { conn: cmd.conn, request_seq: cmd.request_seq, outcome });
+                }
+                // The same bytes are in every replica's log, so skipping them is deterministic.
+                Err(e) => warn!(slot, origin = command.origin, "skipping undecodable command: {e}"),
+            }
+        }
+        self.write_ap(slot).await?;
+        self.executed = slot;
+        Ok(applied)
+    }
+
+    async fn write_ap(&mut self, slot: Slot) -> Result<(), BackendFault> {
+        match self.open_txn.and_then(|owner| self.sessions.get_mut(&owner).map(|s| (s.txn, &mut s.db))) {
+            Some((Txn::Open { failed: false, .. }, Some(db))) => {
+                // Rides in the open transaction: committed with it, rolled back with it.
+                bookkeeping::write_ap(db, slot).await?;
+                self.pending_ap = slot;
+            }
+            // A failed transaction can only roll back; AP stays where it was durably.
+            Some(_) => {}
+            None => {
+                bookkeeping::write_ap(&mut self.book, slot).await?;
+                self.durable_ap = slot;
+                self.pending_ap = slot;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one command, exactly once.
+    async fn run(&mut self, cmd: &ClientCommand) -> Result<Outcome, BackendFault> {
+        let conn = cmd.conn;
+        if let Op::AbortIdle { since_request } = cmd.op {
+            self.abort_idle(conn, since_request).await?;
+            return Ok(Outcome::Done);
+        }
+        if let Some((seq, outcome)) = self.sessions.get(&conn).and_then(|s| s.last.as_ref()) {
+            if cmd.request_seq == *seq {
+                return Ok(outcome.clone()); // a retry: answer as the first time
+            }
+            if cmd.request_seq < *seq {
+                return Ok(Outcome::Rejected(format!(
+                    "request {} is older than the connection's last request {seq}",
+                    cmd.request_seq
+                )));
+            }
+        }
+        if policy::admit(self.open_txn, conn, &cmd.op) == Admission::Busy {
+            return Ok(Outcome::Busy);
+        }
+        let timestamp_us = cmd.timestamp_us.max(self.last_timestamp_us);
+        self.last_timestamp_us = timestamp_us;
+        match (&cmd.op, self.sessions.get(&conn).map(|s| s.state)) {
+            (Op::Open, None) => {
+                self.sessions.insert(conn, Session { db: None, last: None, txn: Txn::None, state: SessionState::Open });
+                self.finish_autocommit(conn, cmd.request_seq, Outcome::Opened, SessionState::Open).await
+            }
+            (Op::Open, Some(_)) => Ok(Outcome::Rejected(format!("connection {conn} already exists"))),
+            (_, None | Some(SessionState::Closed)) => Ok(Outcome::Rejected(format!("unknown connection {conn}"))),
+            (Op::Execute(stmt), Some(_)) => self.execute(conn, cmd.request_seq, timestamp_us, stmt).await,
+            (Op::ExecuteBatch { statements, atomic }, Some(_)) => {
+                self.execute_batch(conn, cmd.request_seq, timestamp_us, statements, *atomic).await
+            }
+            (Op::Begin, Some(_)) => self.begin(conn, cmd.request_seq, timestamp_us).await,
+            (Op::Commit, Some(_)) => self.end_txn(conn, cmd.request_seq, true).await,
+            (Op::Rollback, Some(_)) => self.end_txn(conn, cmd.request_seq, false).await,
+            (Op::Close, Some(_)) => self.close(conn, cmd.request_seq).await,
+            (Op::AbortIdle { .. }, Some(_)) => Ok(Outcome::Done), // handled above
+        }
+    }
+
+    /// The session's connection, made on first use.
+    async fn db(&mut self, conn: ConnId) -> Result<&mut B::Session, BackendFault> {
+        let session = self.sessions.get_mut(&conn).ok_or_else(|| BackendFault(format!("no session {conn}")))?;
+        if session.db.is_none() {
+            session.db = Some(self.backend.connect().await?);
+        }
+        session.db.as_mut().ok_or_else(|| BackendFault("connection vanished".into()))
+    }
+
+    fn txn(&self, conn: ConnId) -> Txn {
+        self.sessions.get(&conn).map_or(Txn::None, |s| s.txn)
+    }
+
+    fn remember(&mut self, conn: ConnId, request_seq: u64, outcome: &Outcome) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.last = Some((request_seq, outcome.clone()));
+        }
+    }
+
+    /// Records `outcome` on its own, outside any transaction, and returns it.
+    async fn finish_autocommit(
+        &mut self,
+        conn: ConnId,
+        request_seq: u64,
+        outcome: Outcome,
+        state: SessionState,
+    ) -> Result<Outcome, BackendFault> {
+        bookkeeping::record(&mut self.book, conn, request_seq, &outcome, state).await?;
+        self.remember(conn, request_seq, &outcome);
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.state = state;
+        }
+        Ok(outcome)
+    }
+
+    /// Records `outcome` inside the session's open transaction, and returns it.
+    async fn finish_in_txn(
+        &mut self,
+        conn: ConnId,
+        request_seq: u64,
+        outcome: Outcome,
+    ) -> Result<Outcome, BackendFault> {
+        let db = self.db(conn).await?;
+        bookkeeping::record(db, conn, request_seq, &outcome, SessionState::Open).await?;
+        self.remember(conn, request_seq, &outcome);
+        Ok(outcome)
+    }
+
+    async fn statement(
+        &mut self,
+        conn: ConnId,
+        timestamp_us: i64,
+        stmt: &Statement,
+    ) -> Result<Result<ResultSet, SqlError>, BackendFault> {
+        let _ = timestamp_us; // time functions are rewritten with it once the determinism policy lands
+        self.db(conn).await?.execute(&stmt.sql, &stmt.params).await
+    }
+
+    async fn control(&mut self, conn: ConnId, sql: &str) -> Result<Result<ResultSet, SqlError>, BackendFault> {
+        self.db(conn).await?.execute(sql, &[]).await
+    }
+
+    async fn execute(
+        &mut self,
+        conn: ConnId,
+        request_seq: u64,
+        timestamp_us: i64,
+        stmt: &Statement,
+    ) -> Result<Outcome, BackendFault> {
+        match self.txn(conn) {
+            Txn::Open { failed: true, .. } => Ok(self.failed_txn_error(conn, request_seq)),
+            Txn::Open { timestamp_us, failed: false } => match self.statement(conn, timestamp_us, stmt).await? {
+                Ok(rows) => self.finish_in_txn(conn, request_seq, Outcome::Rows(rows)).await,
+                Err(e) => Ok(self.fail_txn(conn, request_seq, e)),
+            },
+            Txn::None if self.sessions.get(&conn).is_some_and(|s| s.state == SessionState::IdleAborted) => {
+                Ok(self.failed_txn_error(conn, request_seq))
+            }
+            Txn::None => {
+                let batch = std::slice::from_ref(stmt);
+                let single = |r: &[Result<ResultSet, SqlError>]| match r {
+                    [Ok(rows)] => Outcome::Rows(rows.clone()),
+                    _ => Outcome::Batch(r.to_vec()),
+                };
+                let mut results = self.autocommit_batch(conn, request_seq, timestamp_us, batch, single).await?;
+                let outcome = match results.pop() {
+                    Some(Ok(rows)) => Outcome::Rows(rows),
+                    Some(Err(e)) => Outcome::Error(e),
+                    None => Outcome::Rows(ResultSet::default()),
+                };
+                if matches!(outcome, Outcome::Error(_)) {
+                    return self.finish_autocommit(conn, request_seq, outcome, SessionState::Open).await;
+                }
+                self.remember(conn, request_seq, &outcome);
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// Runs `statements` in one transaction and, when all succeed, records `recorded(results)` as
+    /// the request's outcome inside it. Returns the results; after an error the transaction was
+    /// rolled back and the caller records the outcome.
+    async fn autocommit_batch(
+        &mut self,
+        conn: ConnId,
+        request_seq: u64,
+        timestamp_us: i64,
+        statements: &[Statement],
+        recorded: impl FnOnce(&[Result<ResultSet, SqlError>]) -> Outcome,
+    ) -> Result<Vec<Result<ResultSet, SqlError>>, BackendFault> {
+        begin_or_fault(self.control(conn, "BEGIN").await?)?;
+        let mut results = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            let result = self.statement(conn, timestamp_us, stmt).await?;
+            let failed = result.is_err();
+            results.push(result);
+            if failed {
+                begin_or_fault(self.control(conn, "ROLLBACK").await?)?;
+                return Ok(results);
+            }
+        }
+        let outcome = recorded(&results);
+        let db = self.db(conn).await?;
+        bookkeeping::record(db, conn, request_seq, &outcome, SessionState::Open).await?;
+        if let Err(e) = self.control(conn, "COMMIT").await? {
+            // A deferred constraint or serialization failure at commit: rolled back.
+            results.push(Err(e));
+        }
+        Ok(results)
+    }
+
+    async fn execute_batch(
+        &mut self,
+        conn: ConnId,
+        request_seq: u64,
+        timestamp_us: i64,
+        statements: &[Statement],
+        atomic: bool,
+    ) -> Result<Outcome, BackendFault> {
+        if let Txn::Open { .. } = self.txn(conn) {
+            // Inside a transaction a batch is just its statements in a row.
+            let mut results = Vec::new();
+            for stmt in statements {
+                let Txn::Open { timestamp_us, failed: false } = self.txn(conn) else {
+                    return Ok(self.failed_txn_error(conn, request_seq));
+                };
+                match self.statement(conn, timestamp_us, stmt).await? {
+                    Ok(rows) => results.push(Ok(rows)),
+                    Err(e) => {
+                        results.push(Err(e.clone()));
+                        self.fail_txn(conn, request_seq, e);
+                        let outcome = Outcome::Batch(results);
+                        self.remember(conn, request_seq, &outcome);
+                        return Ok(outcome);
+                    }
+                }
+            }
+            return self.finish_in_txn(conn, request_seq, Outcome::Batch(results)).await;
+        }
+        if self.sessions.get(&conn).is_some_and(|s| s.state == SessionState::IdleAborted) {
+            return Ok(self.failed_txn_error(conn, request_seq));
+        }
+        if atomic {
+            let whole = |r: &[Result<ResultSet, SqlError>]| Outcome::Batch(r.to_vec());
+            let results = self.autocommit_batch(conn, request_seq, timestamp_us, statements, whole).await?;
+            let committed = results.len() == statements.len() && results.iter().all(Result::is_ok);
+            let outcome = Outcome::Batch(results);
+            if committed {
+                self.remember(conn, request_seq, &outcome);
+                return Ok(outcome);
+            }
+            return self.finish_autocommit(conn, request_seq, outcome, SessionState::Open).await;
+        }
+        // Not atomic: each statement commits on its own, together with the outcome so far, so a
+        // replay resumes after the last committed statement instead of running it twice.
+        let mut results = match self.sessions.get(&conn).and_then(|s| s.last.as_ref()) {
+            Some((seq, Outcome::Batch(done))) if *seq == request_seq => done.clone(),
+            _ => Vec::new(),
+        };
+        for stmt in statements.iter().skip(results.len()) {
+            let prefix = results.clone();
+            let progress =
+                move |r: &[Result<ResultSet, SqlError>]| Outcome::Batch(prefix.iter().chain(r).cloned().collect());
+            let one =
+                self.autocommit_batch(conn, request_seq, timestamp_us, std::slice::from_ref(stmt), progress).await?;
+            let result = one.into_iter().last().unwrap_or_else(|| Ok(ResultSet::default()));
+            results.push(result);
+            let progress = Outcome::Batch(results.clone());
+            if results.last().is_some_and(Result::is_err) {
+                self.finish_autocommit(conn, request_seq, progress, SessionState::Open).await?;
+            } else {
+                self.remember(conn, request_seq, &progress);
+            }
+        }
+        let outcome = Outcome::Batch(results);
+        self.finish_autocommit(conn, request_seq, outcome, SessionState::Open).await
+    }
+
+    async fn begin(&mut self, conn: ConnId, request_seq: u64, timestamp_us: i64) -> Result<Outcome, BackendFault> {
+        if self.txn(conn) != Txn::None || self.sessions.get(&conn).is_some_and(|s| s.state == SessionState::IdleAborted)
+        {
+            // PostgreSQL only warns about a BEGIN inside a transaction; so does nothing here.
+            let outcome = Outcome::Done;
+            self.remember(conn, request_seq, &outcome);
+            return Ok(outcome);
+        }
+        begin_or_fault(self.control(conn, "BEGIN").await?)?;
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.txn = Txn::Open { timestamp_us, failed: false };
+        }
+        self.open_txn = Some(conn);
+        self.finish_in_txn(conn, request_seq, Outcome::Done).await
+    }
+
+    async fn end_txn(&mut self, conn: ConnId, request_seq: u64, commit: bool) -> Result<Outcome, BackendFault> {
+        let idle_aborted = self.sessions.get(&conn).is_some_and(|s| s.state == SessionState::IdleAborted);
+        let outcome = match self.txn(conn) {
+            Txn::None if idle_aborted && commit => {
+                aborted_error("the transaction was idle too long and has been rolled back")
+            }
+            Txn::None => Outcome::Done,
+            Txn::Open { failed, .. } => {
+                let committing = commit && !failed;
+                if committing {
+                    let db = self.db(conn).await?;
+                    bookkeeping::record(db, conn, request_seq, &Outcome::Done, SessionState::Open).await?;
+                }
+                let result = self.control(conn, if committing { "COMMIT" } else { "ROLLBACK" }).await?;
+                self.open_txn = None;
+                if let Some(s) = self.sessions.get_mut(&conn) {
+                    s.txn = Txn::None;
+                }
+                match (committing, result) {
+                    (true, Ok(_)) => {
+                        self.durable_ap = self.pending_ap;
+                        self.remember(conn, request_seq, &Outcome::Done);
+                        return Ok(Outcome::Done);
+                    }
+                    // A deferred constraint or serialization failure: PostgreSQL rolled back.
+                    (true, Err(e)) => Outcome::Error(e),
+                    (false, Ok(_)) if commit => {
+                        aborted_error("the transaction was aborted by an earlier error and has been rolled back")
+                    }
+                    (false, Ok(_)) => Outcome::Done,
+                    (false, Err(e)) => return Err(BackendFault(format!("ROLLBACK failed: {e}"))),
+                }
+            }
+        };
+        self.pending_ap = self.durable_ap;
+        self.finish_autocommit(conn, request_seq, outcome, SessionState::Open).await
+    }
+
+    async fn close(&mut self, conn: ConnId, request_seq: u64) -> Result<Outcome, BackendFault> {
+        if let Txn::Open { .. } = self.txn(conn) {
+            let _ = self.control(conn, "ROLLBACK").await?;
+            self.open_txn = None;
+            self.pending_ap = self.durable_ap;
+        }
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.db = None; // closing the connection
+            s.txn = Txn::None;
+        }
+        self.finish_autocommit(conn, request_seq, Outcome::Done, SessionState::Closed).await
+    }
+
+    /// Rolls back `conn`'s transaction if it is still open and made no progress since the idle
+    /// timeout fired at `since_request`.
+    async fn abort_idle(&mut self, conn: ConnId, since_request: u64) -> Result<(), BackendFault> {
+        let Some(last) = self.sessions.get(&conn).map(|s| s.last.clone()) else { return Ok(()) };
+        let idle = self.open_txn == Some(conn) && last.as_ref().map(|(seq, _)| *seq) == Some(since_request);
+        if !idle {
+            return Ok(());
+        }
+        let _ = self.control(conn, "ROLLBACK").await?;
+        self.open_txn = None;
+        self.pending_ap = self.durable_ap;
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.txn = Txn::None;
+        }
+        let (seq, outcome) = last.unwrap_or((since_request, Outcome::Done));
+        self.finish_autocommit(conn, seq, outcome, SessionState::IdleAborted).await?;
+        Ok(())
+    }
+
+    fn fail_txn(&mut self, conn: ConnId, request_seq: u64, error: SqlError) -> Outcome {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            if let Txn::Open { timestamp_us, .. } = s.txn {
+                s.txn = Txn::Open { timestamp_us, failed: true };
+            }
+        }
+        let outcome = Outcome::Error(error);
+        self.remember(conn, request_seq, &outcome);
+        outcome
+    }
+
+    fn failed_txn_error(&mut self, conn: ConnId, request_seq: u64) -> Outcome {
+        let outcome = aborted_error("current transaction is aborted, commands ignored until end of transaction block");
+        self.remember(conn, request_seq, &outcome);
+        outcome
+    }
+}
+
+fn aborted_error(message: &str) -> Outcome {
+    Outcome::Error(SqlError { sqlstate: IN_FAILED_TXN.into(), message: message.into() })
+}
+
+/// `BEGIN`/`ROLLBACK` issued by the executor itself cannot fail as statements; if they do, the
+/// database is not in the state Barista left it in.
+fn begin_or_fault(result: Result<ResultSet, SqlError>) -> Result<(), BackendFault> {
+    result.map(|_| ()).map_err(|e| BackendFault(format!("transaction control failed: {e}")))
+}

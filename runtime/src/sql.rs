@@ -1,0 +1,95 @@
+//! The SQL side of a replica: the `SqlBackend` trait the executor applies the log through, and the
+//! values, results and errors that cross it.
+//!
+//! Two kinds of failure are kept apart on purpose. A [`SqlError`] (constraint violation, syntax
+//! error, ...) is a *result*: every replica gets the same one, it goes back to the client, and the
+//! log moves on. A [`BackendFault`] (PostgreSQL down, disk full, connection lost) is not: that
+//! replica stops applying at that slot and retries, and never skips it.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A value in a parameter or a result row. `Null` is distinct from every empty value.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub enum SqlValue {
+    /// SQL NULL.
+    Null,
+    /// boolean.
+    Bool(bool),
+    /// Any integer type.
+    Int(i64),
+    /// Any floating-point type.
+    Float(f64),
+    /// Text, and every type returned in text form (numeric, timestamps, ...).
+    Text(String),
+    /// bytea.
+    Bytes(Vec<u8>),
+}
+
+/// A result column: its name and PostgreSQL type name.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// Type name as PostgreSQL reports it (`int4`, `text`, ...).
+    pub type_name: String,
+}
+
+/// The result of one statement.
+#[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+pub struct ResultSet {
+    /// Columns, empty for statements that return no rows.
+    pub columns: Vec<Column>,
+    /// Rows.
+    pub rows: Vec<Vec<SqlValue>>,
+    /// Rows inserted, updated or deleted (or returned, for a query).
+    pub rows_affected: u64,
+}
+
+/// A deterministic statement error: part of the result, the same on every replica.
+#[derive(Clone, PartialEq, Eq, Debug, Error, Serialize, Deserialize)]
+#[error("{message} (SQLSTATE {sqlstate})")]
+pub struct SqlError {
+    /// The five-character SQLSTATE.
+    pub sqlstate: String,
+    /// The server's message.
+    pub message: String,
+}
+
+/// A failure of the replica's own database, not of the statement. Never a result.
+#[derive(Clone, PartialEq, Eq, Debug, Error)]
+#[error("database fault: {0}")]
+pub struct BackendFault(pub String);
+
+/// One database connection, used by one replicated session (or by the executor's bookkeeping).
+pub trait SqlSession: Send {
+    /// Runs one statement. Statement errors are `Ok(Err(_))`; only faults are `Err(_)`.
+    ///
+    /// To ensure correctness an implementation must:
+    /// - run statements on one connection, so `BEGIN` ... `COMMIT` across calls is one transaction;
+    /// - report a statement error as `Ok(Err(..))` with its SQLSTATE and leave the connection
+    ///   usable (inside a transaction, the transaction is then aborted, as PostgreSQL does);
+    /// - report a lost connection or an unavailable server as `Err(BackendFault)`; the executor
+    ///   will drop the session and retry the whole slot.
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> impl Future<Output = Result<Result<ResultSet, SqlError>, BackendFault>> + Send;
+}
+
+/// A replica's database.
+///
+/// To ensure correctness an implementation must:
+/// - give every session its own connection, with PostgreSQL's transaction semantics: committed
+///   work survives a crash of the replica process, uncommitted work of every session vanishes;
+/// - never lose a committed transaction once `COMMIT` returned.
+pub trait SqlBackend: Send + Sync + 'static {
+    /// A connection.
+    type Session: SqlSession + 'static;
+
+    /// Opens a new connection.
+    fn connect(&self) -> impl Future<Output = Result<Self::Session, BackendFault>> + Send;
+}
