@@ -6,9 +6,20 @@
 //! - [`executor`]: applies decided slots in order, with AP and exactly-once bookkeeping in the
 //!   replica's own database, under a deterministic scheduling policy.
 //!
-//! Still to come (issue 3): the node event loop, the `AcceptorStore` and transport traits, the
-//! client-facing service; (issue 4) the ZooKeeper, PostgreSQL and TCP adapters.
+//! - [`store`]: the `AcceptorStore` trait (durable promises and votes), an in-memory store and
+//!   the conformance suite every store passes.
+//! - [`transport`]: the peer `Transport` trait (and an in-process network for tests).
+//! - [`clock`]: wall-clock time for stamping commands.
+//! - [`node`]: the event loop: persist, then send, then apply.
+//! - [`service`]: what client front ends call: open a session, submit a request, get the outcome.
+//!
+//! Still to come (issue 4): the ZooKeeper, PostgreSQL and TCP adapters.
 
+pub mod clock;
 pub mod command;
 pub mod executor;
+pub mod node;
+pub mod service;
 pub mod sql;
+pub mod store;
+pub mod transport;

@@ -1,0 +1,363 @@
+//! The node: one replica's event loop, driving `barista-core` with real (or simulated) IO.
+//!
+//! ```text
+//!   ticks ─┐
+//!   peers ─┼─> Replica ──take_ready──> 1. store.persist   (retried until it succeeds; no vote
+//!   client ┘                            2. transport.send    leaves before it is durable)
+//!   requests                            3. executor.apply  -> answer waiting clients
+//!                                                          -> replica.applied(AP)
+//! ```
+//!
+//! The same loop runs in production and in the simulation; only the store, backend, transport and
+//! clock differ. A store that is down stops the loop at step 1 (the replica stops voting and
+//! reports itself unhealthy); a database fault stops it at step 3 on that slot, which is retried,
+//! never skipped.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use barista_core::{Config, ProposeError, Replica, RoleKind, Slot, Status};
+use bytes::Bytes;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::command::{ClientCommand, ConnId, Op};
+use crate::executor::{Applied, Executor, Outcome};
+use crate::sql::{BackendFault, SqlBackend};
+use crate::store::{AcceptorStore, StoreError};
+use crate::transport::Transport;
+
+/// Settings of the node loop around the core's own [`Config`].
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The core's configuration (id, cluster size, protocol, timers in ticks, limits).
+    pub core: Config,
+    /// Length of one core tick.
+    pub tick: Duration,
+    /// Wait between retries of a failed store write or database operation.
+    pub retry: Duration,
+    /// An explicit transaction idle this long is rolled back through the log.
+    pub idle_txn_timeout: Duration,
+    /// Most client requests queued for the loop.
+    pub request_queue: usize,
+}
+
+impl NodeConfig {
+    /// Defaults around `core`.
+    pub fn new(core: Config) -> NodeConfig {
+        NodeConfig {
+            core,
+            tick: Duration::from_millis(10),
+            retry: Duration::from_millis(100),
+            idle_txn_timeout: Duration::from_secs(30),
+            request_queue: 10_000,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// The acceptor store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Backend(#[from] BackendFault),
+    /// The persisted state is unusable.
+    #[error(transparent)]
+    Recover(#[from] barista_core::RecoverError),
+}
+
+/// Whether the node can do its job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Voting and applying.
+    Healthy,
+    /// Cannot persist votes: not voting until the store is back.
+    StoreUnavailable(String),
+    /// Cannot apply the next slot: stopped at it until the database is back.
+    DatabaseUnavailable {
+        /// The slot it is stopped at.
+        slot: Slot,
+        /// The fault.
+        fault: String,
+    },
+}
+
+/// What the node reports about itself.
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    /// The core's view.
+    pub core: Status,
+    /// AP: committed in the database through this slot.
+    pub applied: Slot,
+    /// Health.
+    pub health: Health,
+    /// The session holding the cluster's open transaction, as of this replica's last applied slot.
+    pub open_txn: Option<ConnId>,
+}
+
+/// A request from the client-facing service.
+pub(crate) enum Request {
+    Submit { command: ClientCommand, reply: Reply },
+}
+
+/// Where a submitted command's outcome goes.
+type Reply = oneshot::Sender<Result<Outcome, SubmitError>>;
+
+/// Why a command could not be submitted.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum SubmitError {
+    /// Too many undecided commands at this replica.
+    #[error("replica overloaded: {0}")]
+    Overloaded(String),
+    /// The node stopped.
+    #[error("replica is shutting down")]
+    Stopped,
+}
+
+/// A handle on a running node, for the client-facing service and for status.
+#[derive(Clone)]
+pub struct NodeHandle {
+    requests: mpsc::Sender<Request>,
+    status: watch::Receiver<NodeStatus>,
+}
+
+impl NodeHandle {
+    /// Submits `command` and waits until this replica applied it. The returned future may be
+    /// dropped (e.g. on a client timeout); the command still runs once decided.
+    pub async fn submit(&self, command: ClientCommand) -> Result<Outcome, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        self.requests.send(Request::Submit { command, reply }).await.map_err(|_| SubmitError::Stopped)?;
+        rx.await.map_err(|_| SubmitError::Stopped)?
+    }
+
+    /// The node's latest status.
+    pub fn status(&self) -> NodeStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until `pred` holds for the node's status (or the node stopped).
+    pub async fn wait_for(&self, mut pred: impl FnMut(&NodeStatus) -> bool) -> Option<NodeStatus> {
+        let mut rx = self.status.clone();
+        loop {
+            if pred(&rx.borrow_and_update()) {
+                return Some(rx.borrow().clone());
+            }
+            rx.changed().await.ok()?;
+        }
+    }
+}
+
+/// The open transaction the node is timing, and since when it made no progress.
+struct IdleTxn {
+    conn: ConnId,
+    last_request: u64,
+    since: Instant,
+    abort_proposed: bool,
+}
+
+/// One replica's event loop. Built by [`Node::start`].
+pub struct Node<S: AcceptorStore, B: SqlBackend, T: Transport, C: Clock> {
+    cfg: NodeConfig,
+    replica: Replica,
+    store: S,
+    executor: Executor<B>,
+    transport: T,
+    clock: C,
+    requests: mpsc::Receiver<Request>,
+    waiters: BTreeMap<(ConnId, u64), Vec<Reply>>,
+    /// Slots handed out by the core for applying, through this one.
+    apply_upto: Slot,
+    health: Health,
+    idle: Option<IdleTxn>,
+    status: watch::Sender<NodeStatus>,
+}
+
+impl<S: AcceptorStore, B: SqlBackend, T: Transport, C: Clock> Node<S, B, T, C> {
+    /// Rebuilds the replica from its store and database (before it answers anyone) and returns
+    /// the loop, ready to [`Node::run`], with a handle on it.
+    pub async fn start(
+        cfg: NodeConfig,
+        mut store: S,
+        backend: B,
+        transport: T,
+        clock: C,
+    ) -> Result<(Node<S, B, T, C>, NodeHandle), StartError> {
+        let executor = Executor::open(backend).await?;
+        let state = store.load().await?;
+        let replica = Replica::recover(cfg.core.clone(), state, executor.applied())?;
+        info!(node = cfg.core.id, applied = executor.applied(), "node recovered");
+        let (requests_tx, requests) = mpsc::channel(cfg.request_queue);
+        let initial =
+            NodeStatus { core: replica.status(), applied: executor.applied(), health: Health::Healthy, open_txn: None };
+        let (status, status_rx) = watch::channel(initial);
+        let node = Node {
+            apply_upto: executor.applied(),
+            cfg,
+            replica,
+            store,
+            executor,
+            transport,
+            clock,
+            requests,
+            waiters: BTreeMap::new(),
+            health: Health::Healthy,
+            idle: None,
+            status,
+        };
+        Ok((node, NodeHandle { requests: requests_tx, status: status_rx }))
+    }
+
+    /// Runs until every [`NodeHandle`] is dropped or the transport closes.
+    pub async fn run(mut self) {
+        let mut ticker = tokio::time::interval(self.cfg.tick);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    self.replica.tick();
+                    self.check_idle_txn();
+                }
+                envelope = self.transport.recv() => match envelope {
+                    Some(envelope) => self.replica.step(envelope),
+                    None => break,
+                },
+                request = self.requests.recv() => match request {
+                    Some(request) => self.handle(request),
+                    None => break,
+                },
+            }
+            self.drive().await;
+        }
+        info!(node = self.cfg.core.id, "node stopped");
+    }
+
+    fn handle(&mut self, request: Request) {
+        match request {
+            Request::Submit { command, reply } => {
+                let key = (command.conn, command.request_seq);
+                match self.replica.propose(Bytes::from(command.encode())) {
+                    Ok(_) => self.waiters.entry(key).or_default().push(reply),
+                    Err(ProposeError::Backpressure(n)) => {
+                        let _ = reply.send(Err(SubmitError::Overloaded(format!("{n} commands undecided"))));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Persist, then send, then apply: the order `Ready` demands.
+    async fn drive(&mut self) {
+        let ready = self.replica.take_ready();
+        if !ready.persist.is_empty() {
+            while let Err(e) = self.store.persist(&ready.persist).await {
+                self.set_health(Health::StoreUnavailable(e.to_string()));
+                tokio::time::sleep(self.cfg.retry).await;
+            }
+        }
+        for envelope in ready.messages {
+            self.transport.send(envelope);
+        }
+        if let Some((last, _)) = ready.decided.last() {
+            self.apply_upto = self.apply_upto.max(*last);
+        }
+        self.apply().await;
+        if matches!(self.health, Health::StoreUnavailable(_)) {
+            self.set_health(Health::Healthy);
+        }
+        self.publish();
+    }
+
+    /// Applies every handed-out slot the executor has not executed, in order. The values come
+    /// from the replica, which keeps every slot above this replica's `Done`.
+    async fn apply(&mut self) {
+        while self.executor.executed() < self.apply_upto {
+            let slot = self.executor.executed() + 1;
+            let Some(value) = self.replica.decided(slot).cloned() else {
+                warn!(slot, "decided slot missing from the replica; waiting for it");
+                return;
+            };
+            match self.executor.apply(slot, &value).await {
+                Ok(applied) => {
+                    if matches!(self.health, Health::DatabaseUnavailable { .. }) {
+                        info!(slot, "database back; applying again");
+                        self.health = Health::Healthy;
+                    }
+                    self.answer(applied);
+                    self.replica.applied(self.executor.applied());
+                }
+                Err(fault) => {
+                    warn!(slot, "cannot apply: {fault}");
+                    self.set_health(Health::DatabaseUnavailable { slot, fault: fault.to_string() });
+                    tokio::time::sleep(self.cfg.retry).await;
+                    // Back to what the database committed; the loop re-feeds from there.
+                    if let Err(e) = self.executor.recover().await {
+                        warn!("database still unavailable: {e}");
+                        tokio::time::sleep(self.cfg.retry).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, applied: Vec<Applied>) {
+        for Applied { conn, request_seq, outcome } in applied {
+            if Some(conn) == self.executor.open_transaction() && request_seq != 0 {
+                self.idle =
+                    Some(IdleTxn { conn, last_request: request_seq, since: Instant::now(), abort_proposed: false });
+            }
+            for reply in self.waiters.remove(&(conn, request_seq)).into_iter().flatten() {
+                let _ = reply.send(Ok(outcome.clone())); // the client may have given up
+            }
+        }
+        if self.executor.open_transaction().is_none() {
+            self.idle = None;
+        }
+    }
+
+    /// Proposes rolling back an open transaction that has been idle too long. The leader does it
+    /// (in paxos mode, every replica may; the executor ignores a stale or repeated abort).
+    fn check_idle_txn(&mut self) {
+        let may_propose = matches!(self.replica.status().role, RoleKind::Leader | RoleKind::Proposer);
+        let Some(idle) = self.idle.as_mut() else { return };
+        if !may_propose || idle.abort_proposed || idle.since.elapsed() < self.cfg.idle_txn_timeout {
+            return;
+        }
+        idle.abort_proposed = true;
+        let command = ClientCommand {
+            conn: idle.conn,
+            request_seq: 0,
+            timestamp_us: self.clock.now_us(),
+            op: Op::AbortIdle { since_request: idle.last_request },
+        };
+        warn!(conn = %idle.conn, "transaction idle for {:?}: rolling it back", self.cfg.idle_txn_timeout);
+        if let Err(e) = self.replica.propose(Bytes::from(command.encode())) {
+            warn!("could not propose the idle abort: {e}");
+            idle.abort_proposed = false;
+        }
+    }
+
+    fn set_health(&mut self, health: Health) {
+        if self.health != health {
+            warn!(node = self.cfg.core.id, ?health, "health changed");
+            self.health = health;
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        let status = NodeStatus {
+            core: self.replica.status(),
+            applied: self.executor.applied(),
+            health: self.health.clone(),
+            open_txn: self.executor.open_transaction(),
+        };
+        self.status.send_replace(status);
+    }
+}

@@ -1,0 +1,106 @@
+//! The client-facing service: what every front end (Thrift, later the PostgreSQL protocol, and
+//! the simulation's clients) calls to open a connection and run statements.
+//!
+//! It stamps each command with this replica's clock, submits it to the local node (which forwards
+//! it to the leader), waits until this replica applied it, and returns this replica's outcome.
+//! A command that met another session's open transaction (`Busy`) is resubmitted with the same
+//! request sequence until it runs or the request times out. Errors say whether trying another
+//! replica can help.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use thiserror::Error;
+
+use crate::clock::Clock;
+use crate::command::{ClientCommand, ConnId, Op};
+use crate::executor::Outcome;
+use crate::node::{Health, NodeHandle, SubmitError};
+
+/// Why the service could not produce an outcome.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ServiceError {
+    /// This replica cannot serve now (its store or database is down, or no decision came in
+    /// time). Retry the same request, with the same sequence number, here later or at another
+    /// replica; it runs at most once.
+    #[error("replica not ready, try another replica: {0}")]
+    NotReady(String),
+    /// Too much work queued at this replica; back off.
+    #[error("replica overloaded: {0}")]
+    Overloaded(String),
+}
+
+/// Settings of the service.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// How long one request may wait for its decision and execution.
+    pub request_timeout: Duration,
+    /// Wait before resubmitting a request that met another session's open transaction.
+    pub busy_retry: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> ServiceConfig {
+        ServiceConfig { request_timeout: Duration::from_secs(10), busy_retry: Duration::from_millis(5) }
+    }
+}
+
+/// The client-facing service of one replica.
+pub struct Service<C: Clock> {
+    node: NodeHandle,
+    clock: C,
+    cfg: ServiceConfig,
+    rng: Mutex<SmallRng>,
+}
+
+impl<C: Clock> Service<C> {
+    /// A service over `node`. `seed` seeds the connection ids this replica picks (from the OS in
+    /// production, from the run's seed in simulation).
+    pub fn new(node: NodeHandle, clock: C, cfg: ServiceConfig, seed: u64) -> Service<C> {
+        Service { node, clock, cfg, rng: Mutex::new(SmallRng::seed_from_u64(seed)) }
+    }
+
+    /// The node behind this service.
+    pub fn node(&self) -> &NodeHandle {
+        &self.node
+    }
+
+    /// A fresh connection id, for clients that do not bring their own.
+    pub fn new_conn_id(&self) -> ConnId {
+        let mut rng = self.rng.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        ConnId(rng.next_u64())
+    }
+
+    /// Opens the replicated session `conn` (request sequence 0) on every replica.
+    pub async fn open(&self, conn: ConnId) -> Result<Outcome, ServiceError> {
+        self.submit(conn, 0, Op::Open).await
+    }
+
+    /// Runs `op` as request `request_seq` of session `conn` and returns this replica's outcome.
+    pub async fn submit(&self, conn: ConnId, request_seq: u64, op: Op) -> Result<Outcome, ServiceError> {
+        let health = self.node.status().health;
+        if health != Health::Healthy {
+            return Err(ServiceError::NotReady(format!("{health:?}")));
+        }
+        let command = ClientCommand { conn, request_seq, timestamp_us: self.clock.now_us(), op };
+        let attempt = async {
+            loop {
+                match self.node.submit(command.clone()).await {
+                    Ok(Outcome::Busy) => tokio::time::sleep(self.cfg.busy_retry).await,
+                    Ok(outcome) => return Ok(outcome),
+                    Err(SubmitError::Overloaded(why)) => return Err(ServiceError::Overloaded(why)),
+                    Err(SubmitError::Stopped) => return Err(ServiceError::NotReady("replica stopped".into())),
+                }
+            }
+        };
+        match tokio::time::timeout(self.cfg.request_timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(ServiceError::NotReady(format!(
+                "no decision within {:?}; the request may still run once: retry it with the same sequence number",
+                self.cfg.request_timeout
+            ))),
+        }
+    }
+}
