@@ -9,11 +9,12 @@
 //! - [`store`]: the `AcceptorStore` trait (durable promises and votes), an in-memory store and
 //!   the conformance suite every store passes.
 //! - [`transport`]: the peer `Transport` trait (and an in-process network for tests).
+//! - [`tcp`]: the TCP peer transport, the same code over real and simulated sockets.
 //! - [`clock`]: wall-clock time for stamping commands.
 //! - [`node`]: the event loop: persist, then send, then apply.
 //! - [`service`]: what client front ends call: open a session, submit a request, get the outcome.
 //!
-//! Still to come (issue 4): the ZooKeeper, PostgreSQL and TCP adapters.
+//! Still to come (issue 4): the ZooKeeper and PostgreSQL adapters.
 
 pub mod clock;
 pub mod command;
@@ -22,4 +23,5 @@ pub mod node;
 pub mod service;
 pub mod sql;
 pub mod store;
+pub mod tcp;
 pub mod transport;
