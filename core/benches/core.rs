@@ -66,9 +66,9 @@ impl Bench {
             cfg.window = SLOTS_PER_ITER;
         })
         .without_checks();
-        // Elect the leader (multi-paxos) before measuring anything. `settle` alone stops as soon
-        // as nothing is pending, which an empty cluster is before any election, so tick until a
-        // leader exists, then settle so every follower knows it.
+        // Elect the leader (multi-paxos) before measuring anything: tick until one exists, then
+        // settle so every follower knows it. (Explicit rather than relying on `settle` alone,
+        // which once counted an empty cluster with no leader yet as settled.)
         if protocol == Protocol::MultiPaxos {
             for _ in 0..1_000 {
                 if cluster.leader().is_some() {
