@@ -162,12 +162,11 @@ struct IdleTxn {
 }
 
 /// One replica's event loop. Built by [`Node::start`].
-pub struct Node<S: AcceptorStore, B: SqlBackend, T: Transport, C: Clock> {
+pub struct Node<S: AcceptorStore, B: SqlBackend, C: Clock> {
     cfg: NodeConfig,
     replica: Replica,
     store: S,
     executor: Executor<B>,
-    transport: T,
     clock: C,
     requests: mpsc::Receiver<Request>,
     waiters: BTreeMap<(ConnId, u64), Vec<Reply>>,
@@ -178,16 +177,15 @@ pub struct Node<S: AcceptorStore, B: SqlBackend, T: Transport, C: Clock> {
     status: watch::Sender<NodeStatus>,
 }
 
-impl<S: AcceptorStore, B: SqlBackend, T: Transport, C: Clock> Node<S, B, T, C> {
+impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
     /// Rebuilds the replica from its store and database (before it answers anyone) and returns
     /// the loop, ready to [`Node::run`], with a handle on it.
     pub async fn start(
         cfg: NodeConfig,
         mut store: S,
         backend: B,
-        transport: T,
         clock: C,
-    ) -> Result<(Node<S, B, T, C>, NodeHandle), StartError> {
+    ) -> Result<(Node<S, B, C>, NodeHandle), StartError> {
         let executor = Executor::open(backend).await?;
         let state = store.load().await?;
         let replica = Replica::recover(cfg.core.clone(), state, executor.applied())?;
@@ -202,7 +200,6 @@ impl<S: AcceptorStore, B: SqlBackend, T: Transport, C: Clock> Node<S, B, T, C> {
             replica,
             store,
             executor,
-            transport,
             clock,
             requests,
             waiters: BTreeMap::new(),
@@ -213,8 +210,8 @@ impl<S: AcceptorStore, B: SqlBackend, T: Transport, C: Clock> Node<S, B, T, C> {
         Ok((node, NodeHandle { requests: requests_tx, status: status_rx }))
     }
 
-    /// Runs until every [`NodeHandle`] is dropped or the transport closes.
-    pub async fn run(mut self) {
+    /// Runs over `transport` until every [`NodeHandle`] is dropped or the transport closes.
+    pub async fn run<T: Transport>(mut self, mut transport: T) {
         let mut ticker = tokio::time::interval(self.cfg.tick);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -223,7 +220,7 @@ impl<S: AcceptorStore, B: SqlBackend, T: Transport, C: Clock> Node<S, B, T, C> {
                     self.replica.tick();
                     self.check_idle_txn();
                 }
-                envelope = self.transport.recv() => match envelope {
+                envelope = transport.recv() => match envelope {
                     Some(envelope) => self.replica.step(envelope),
                     None => break,
                 },
@@ -232,7 +229,7 @@ impl<S: AcceptorStore, B: SqlBackend, T: Transport, C: Clock> Node<S, B, T, C> {
                     None => break,
                 },
             }
-            self.drive().await;
+            self.drive(&mut transport).await;
         }
         info!(node = self.cfg.core.id, "node stopped");
     }
@@ -252,7 +249,7 @@ impl<S: AcceptorStore, B: SqlBackend, T: Transport, C: Clock> Node<S, B, T, C> {
     }
 
     /// Persist, then send, then apply: the order `Ready` demands.
-    async fn drive(&mut self) {
+    async fn drive<T: Transport>(&mut self, transport: &mut T) {
         let ready = self.replica.take_ready();
         if !ready.persist.is_empty() {
             while let Err(e) = self.store.persist(&ready.persist).await {
@@ -261,7 +258,7 @@ impl<S: AcceptorStore, B: SqlBackend, T: Transport, C: Clock> Node<S, B, T, C> {
             }
         }
         for envelope in ready.messages {
-            self.transport.send(envelope);
+            transport.send(envelope);
         }
         if let Some((last, _)) = ready.decided.last() {
             self.apply_upto = self.apply_upto.max(*last);

@@ -1,0 +1,172 @@
+//! A simulated cluster: one madsim node per replica, running the production node loop, executor
+//! and service over simulated TCP, with stand-ins for ZooKeeper (an in-memory store that outlives
+//! the node) and PostgreSQL (SQLite that keeps committed data across a crash).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use barista_core::Config;
+use barista_runtime::clock::SystemClock;
+use barista_runtime::node::{Node, NodeConfig, NodeHandle, NodeStatus};
+use barista_runtime::service::{Service, ServiceConfig};
+use barista_runtime::store::MemStore;
+use barista_runtime::tcp::{TcpConfig, TcpTransport};
+use barista_runtime::testkit::sqlite::SqliteDb;
+use madsim::runtime::Handle;
+use tokio::net::TcpListener;
+use tracing::warn;
+
+use crate::config::SimConfig;
+use crate::faulty::FaultyTransport;
+use crate::rpc;
+
+/// Port replicas talk to each other on.
+const PEER_PORT: u16 = 7000;
+/// Port the client service listens on.
+const SERVICE_PORT: u16 = 7001;
+
+/// The address of replica `i` on `port`.
+pub fn replica_addr(i: usize, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1)), port)
+}
+
+/// Replica `i`'s client service address.
+pub fn service_addr(i: usize) -> SocketAddr {
+    replica_addr(i, SERVICE_PORT)
+}
+
+/// Everything of one replica that outlives its process.
+#[derive(Clone)]
+pub struct ReplicaDisk {
+    /// The acceptor store (ZooKeeper stand-in).
+    pub store: MemStore,
+    /// The database (PostgreSQL stand-in).
+    pub db: Arc<SqliteDb>,
+}
+
+/// The running cluster, as the harness sees it.
+pub struct SimCluster {
+    /// The run's configuration.
+    pub cfg: SimConfig,
+    /// madsim node ids of the replicas.
+    pub ids: Vec<madsim::task::NodeId>,
+    /// Durable state per replica.
+    pub disks: Vec<ReplicaDisk>,
+    /// Whether each replica is running.
+    pub up: Vec<bool>,
+    handles: Arc<Mutex<Vec<Option<NodeHandle>>>>,
+    /// Message-level faults apply while set.
+    pub faults_on: Arc<AtomicBool>,
+}
+
+impl SimCluster {
+    /// Starts every replica.
+    pub fn start(cfg: &SimConfig) -> SimCluster {
+        let n = cfg.nodes as usize;
+        let handles = Arc::new(Mutex::new(vec![None; n]));
+        let faults_on = Arc::new(AtomicBool::new(false));
+        let disks: Vec<ReplicaDisk> = (0..n)
+            .map(|_| ReplicaDisk {
+                store: MemStore::new(),
+                db: Arc::new(SqliteDb::new().expect("the SQLite stand-in opens in the temporary directory")),
+            })
+            .collect();
+        let peers: Vec<SocketAddr> = (0..n).map(|i| replica_addr(i, PEER_PORT)).collect();
+        let ids = (0..n)
+            .map(|i| {
+                let disk = disks[i].clone();
+                let (cfg, peers, handles, faults_on) = (cfg.clone(), peers.clone(), handles.clone(), faults_on.clone());
+                let incarnation = Arc::new(AtomicU64::new(0));
+                Handle::current()
+                    .create_node()
+                    .name(format!("replica-{i}"))
+                    .ip(replica_addr(i, 0).ip())
+                    .init(move || {
+                        let incarnation = incarnation.fetch_add(1, Ordering::Relaxed);
+                        run_replica(
+                            i,
+                            cfg.clone(),
+                            disk.clone(),
+                            peers.clone(),
+                            handles.clone(),
+                            faults_on.clone(),
+                            incarnation,
+                        )
+                    })
+                    .build()
+                    .id()
+            })
+            .collect();
+        SimCluster { cfg: cfg.clone(), ids, disks, up: vec![true; n], handles, faults_on }
+    }
+
+    /// Kills replica `i`: its memory, connections and open transactions are gone.
+    pub fn crash(&mut self, i: usize) {
+        self.lock_handles()[i] = None;
+        Handle::current().kill(self.ids[i]);
+        self.up[i] = false;
+    }
+
+    /// Restarts replica `i` from its disk.
+    pub fn restart(&mut self, i: usize) {
+        Handle::current().restart(self.ids[i]);
+        self.up[i] = true;
+    }
+
+    /// The status of replica `i`, if it is running and started.
+    pub fn status(&self, i: usize) -> Option<NodeStatus> {
+        self.lock_handles()[i].as_ref().map(NodeHandle::status)
+    }
+
+    fn lock_handles(&self) -> std::sync::MutexGuard<'_, Vec<Option<NodeHandle>>> {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every client service address.
+    pub fn service_addrs(&self) -> Vec<SocketAddr> {
+        (0..self.ids.len()).map(service_addr).collect()
+    }
+}
+
+/// One incarnation of replica `i`: recover, then run until killed.
+async fn run_replica(
+    i: usize,
+    cfg: SimConfig,
+    disk: ReplicaDisk,
+    peers: Vec<SocketAddr>,
+    handles: Arc<Mutex<Vec<Option<NodeHandle>>>>,
+    faults_on: Arc<AtomicBool>,
+    incarnation: u64,
+) {
+    let seed = cfg.seed ^ ((i as u64) << 48) ^ (incarnation << 32);
+    let mut core = Config::new(i as u32, cfg.nodes, cfg.protocol);
+    core.seed = seed;
+    let node_cfg = NodeConfig {
+        tick: Duration::from_millis(10),
+        retry: Duration::from_millis(50),
+        idle_txn_timeout: Duration::from_secs(2),
+        ..NodeConfig::new(core)
+    };
+    // The store or the database may be down right now: keep trying, as a real node would.
+    let (node, handle) = loop {
+        match Node::start(node_cfg.clone(), disk.store.clone(), disk.db.backend(), SystemClock).await {
+            Ok(started) => break started,
+            Err(e) => {
+                warn!(replica = i, "cannot start yet: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let listener = match TcpListener::bind(peers[i]).await {
+        Ok(listener) => listener,
+        Err(e) => panic!("replica {i} cannot bind its peer port in the simulation: {e}"),
+    };
+    let tcp = TcpTransport::start(i as u32, listener, peers, TcpConfig::default());
+    let transport = FaultyTransport::new(tcp, cfg.faults.clone(), faults_on, seed);
+    handles.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(handle.clone());
+    let service = Arc::new(Service::new(handle, SystemClock, ServiceConfig::default(), seed ^ 0x5e11));
+    tokio::spawn(rpc::serve(service, service_addr(i)));
+    node.run(transport).await;
+}

@@ -1,0 +1,222 @@
+//! One simulation run: start a cluster, run clients through a fault phase, heal, and check that
+//! the cluster converged to one correct state.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use madsim::net::NetSim;
+use madsim::runtime::Handle;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tokio::time::Instant;
+
+use crate::check;
+use crate::cluster::SimCluster;
+use crate::config::SimConfig;
+use crate::rpc::Client;
+use crate::workload::{self, History};
+
+/// What kind of promise a failed run broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Wrong data, lost or duplicated writes, an invariant violated.
+    Safety,
+    /// The healed cluster did not converge, or clients got no answer after healing.
+    Liveness,
+    /// A panic that is not an invariant check.
+    Crash,
+}
+
+/// A failed run.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The seed to replay.
+    pub seed: u64,
+    /// Which promise broke.
+    pub class: FailureClass,
+    /// What was seen.
+    pub message: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} failure, seed {}: {}\nreplay: RUSTFLAGS=\"--cfg madsim\" cargo run -p barista-sim --bin barista-sim -- run {}",
+            self.class, self.seed, self.message, self.seed
+        )
+    }
+}
+
+/// What a passing run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Acknowledged inserts.
+    pub inserts: usize,
+    /// Committed transfers.
+    pub transfers: usize,
+    /// Fault events injected.
+    pub fault_events: usize,
+    /// The last applied slot.
+    pub applied: u64,
+    /// Simulated time the run took, in milliseconds.
+    pub simulated_ms: u64,
+    /// Canonical data of replica 0 (for determinism checks).
+    pub fingerprint: String,
+}
+
+fn client_addr(k: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 1, k as u8 + 1)), 9000)
+}
+
+/// Runs the simulation described by `cfg` inside the current madsim runtime.
+pub async fn simulate(cfg: SimConfig) -> Result<Report, Failure> {
+    let fail = |class, message: String| Failure { seed: cfg.seed, class, message };
+    let started = Instant::now();
+    let mut cluster = SimCluster::start(&cfg);
+    let addrs = cluster.service_addrs();
+    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0xfa17);
+
+    // Schema first, on a quiet network.
+    let setup_deadline = Instant::now() + Duration::from_secs(30);
+    let node = Handle::current().create_node().name("setup").ip(client_addr(200).ip()).build();
+    let addrs_setup = addrs.clone();
+    let ok = node
+        .spawn(
+            async move { workload::setup(Client::new(client_addr(200), addrs_setup, 0).await, setup_deadline).await },
+        )
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return Err(fail(FailureClass::Liveness, "could not create the schema on a healthy cluster".into()));
+    }
+
+    // Clients run through the fault phase and into the healed phase.
+    let client_deadline = Instant::now() + cfg.fault_phase + cfg.converge_within;
+    let mut clients = Vec::new();
+    let w = &cfg.workload;
+    for k in 0..w.inserters + w.bankers {
+        let node = Handle::current().create_node().name(format!("client-{k}")).ip(client_addr(k).ip()).build();
+        let (addrs, requests, seed) = (addrs.clone(), w.requests_per_client, cfg.seed ^ (k as u64) << 8);
+        let inserter = k < w.inserters;
+        clients.push(node.spawn(async move {
+            let client = Client::new(client_addr(k), addrs, k).await;
+            if inserter {
+                workload::inserter(k as u64, client, requests, client_deadline).await
+            } else {
+                workload::banker(k as u64, client, requests, seed, client_deadline).await
+            }
+        }));
+    }
+
+    // Fault phase.
+    cluster.faults_on.store(true, Ordering::Relaxed);
+    let fault_end = Instant::now() + cfg.fault_phase;
+    let mut clogged = Vec::new();
+    let mut fault_events = 0;
+    while Instant::now() < fault_end {
+        let pause = rng.random_range(cfg.faults.event_every / 2..cfg.faults.event_every * 3 / 2);
+        tokio::time::sleep(pause).await;
+        fault_events += inject(&mut cluster, &mut rng, &mut clogged);
+    }
+
+    // Healed phase: everything back, and the cluster must converge.
+    cluster.faults_on.store(false, Ordering::Relaxed);
+    for id in clogged.drain(..) {
+        NetSim::current().unclog_node(id);
+    }
+    for i in 0..cluster.up.len() {
+        cluster.disks[i].store.set_down(false);
+        cluster.disks[i].db.set_down(false);
+        if !cluster.up[i] {
+            cluster.restart(i);
+        }
+    }
+    let mut histories: Vec<History> = Vec::new();
+    for c in clients {
+        match c.await {
+            Ok(h) => histories.push(h),
+            Err(e) => return Err(fail(FailureClass::Crash, format!("client task failed: {e}"))),
+        }
+    }
+    let converge_deadline = Instant::now() + cfg.converge_within;
+    let applied = loop {
+        if let Some(ap) = converged(&cluster) {
+            break ap;
+        }
+        if Instant::now() > converge_deadline {
+            let statuses: Vec<String> = (0..cluster.up.len()).map(|i| format!("{:?}", cluster.status(i))).collect();
+            return Err(fail(
+                FailureClass::Liveness,
+                format!("no convergence within {:?} after healing:\n{}", cfg.converge_within, statuses.join("\n")),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let violations: Vec<&String> = histories.iter().flat_map(|h| &h.violations).collect();
+    if !violations.is_empty() {
+        return Err(fail(FailureClass::Safety, format!("clients saw broken promises: {violations:?}")));
+    }
+    let dbs: Vec<_> = cluster.disks.iter().map(|d| d.db.clone()).collect();
+    let acked: Vec<i64> = histories.iter().flat_map(|h| h.acked_inserts.iter().copied()).collect();
+    check::identical(&dbs).await.map_err(|e| fail(FailureClass::Safety, e))?;
+    check::money_conserved(&dbs).await.map_err(|e| fail(FailureClass::Safety, e))?;
+    check::no_acked_insert_lost(&dbs, &acked).await.map_err(|e| fail(FailureClass::Safety, e))?;
+    let fingerprint = check::snapshot(&dbs[0]).await.map_err(|e| fail(FailureClass::Crash, e))?;
+    Ok(Report {
+        inserts: acked.len(),
+        transfers: histories.iter().map(|h| h.committed_transfers).sum(),
+        fault_events,
+        applied,
+        simulated_ms: started.elapsed().as_millis() as u64,
+        fingerprint,
+    })
+}
+
+/// Every replica is up, healthy, and applied the same last slot, with nothing left to apply and
+/// no open transaction. Returns that slot.
+fn converged(cluster: &SimCluster) -> Option<u64> {
+    let statuses: Option<Vec<_>> = (0..cluster.up.len()).map(|i| cluster.status(i)).collect();
+    let statuses = statuses?;
+    let first = statuses.first()?;
+    let done = statuses.iter().all(|s| {
+        s.health == barista_runtime::node::Health::Healthy
+            && s.applied == first.applied
+            && s.core.decided_upto == first.applied
+            && s.core.pending == 0
+            && s.open_txn.is_none()
+    });
+    done.then_some(first.applied)
+}
+
+/// Injects one random fault; returns 1 if it did something.
+fn inject(cluster: &mut SimCluster, rng: &mut StdRng, clogged: &mut Vec<madsim::task::NodeId>) -> usize {
+    let n = cluster.up.len();
+    let i = rng.random_range(0..n);
+    let f = &cluster.cfg.faults;
+    match rng.random_range(0..6) {
+        0 if f.crashes && cluster.up[i] => cluster.crash(i),
+        1 if f.crashes && !cluster.up[i] => cluster.restart(i),
+        2 if f.partitions && !clogged.contains(&cluster.ids[i]) => {
+            NetSim::current().clog_node(cluster.ids[i]);
+            clogged.push(cluster.ids[i]);
+        }
+        3 if f.partitions && !clogged.is_empty() => {
+            let id = clogged.remove(rng.random_range(0..clogged.len()));
+            NetSim::current().unclog_node(id);
+        }
+        4 if f.store_outages => {
+            let down = rng.random_bool(0.5);
+            cluster.disks[i].store.set_down(down);
+        }
+        5 if f.database_outages => {
+            let down = rng.random_bool(0.5);
+            cluster.disks[i].db.set_down(down);
+        }
+        _ => return 0,
+    }
+    1
+}

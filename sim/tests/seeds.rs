@@ -1,0 +1,33 @@
+//! The simulation in `cargo test`: a fixed seed set, determinism, and every seed that ever failed.
+//! Simulation build only: `RUSTFLAGS="--cfg madsim" cargo test -p barista-sim`.
+#![cfg(madsim)]
+
+use barista_sim::run_seed;
+use barista_sim::sweep::sweep;
+
+/// Seeds run by every `cargo test` of the simulation build.
+const FIXED_SEEDS: std::ops::Range<u64> = 0..200;
+
+#[test]
+fn fixed_seed_set_passes() {
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let summary = sweep(FIXED_SEEDS, jobs, |f| eprintln!("FAIL {f}"), |_| {});
+    let report: Vec<String> = summary.failures.iter().map(ToString::to_string).collect();
+    assert!(report.is_empty(), "{} of {} seeds failed:\n{}", report.len(), summary.seeds, report.join("\n\n"));
+    eprintln!(
+        "{} seeds, {:.0} simulated s in {:.1} wall s ({:.1}x)",
+        summary.seeds,
+        summary.simulated_s,
+        summary.wall_s,
+        summary.simulated_s / summary.wall_s
+    );
+}
+
+#[test]
+fn the_same_seed_replays_exactly() {
+    for seed in [3, 17, 101] {
+        let first = run_seed(seed).map_err(|f| f.to_string());
+        let second = run_seed(seed).map_err(|f| f.to_string());
+        assert_eq!(first, second, "seed {seed} is not deterministic");
+    }
+}
