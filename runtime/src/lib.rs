@@ -5,6 +5,8 @@
 //!   results and the split between statement errors (results) and backend faults (not results).
 //! - [`executor`]: applies decided slots in order, with AP and exactly-once bookkeeping in the
 //!   replica's own database, under a deterministic scheduling policy.
+//! - [`determinism`]: checks each statement before it enters the log; rewrites time functions,
+//!   refuses what would make replicas diverge.
 //!
 //! - [`store`]: the `AcceptorStore` trait (durable promises and votes), an in-memory store and
 //!   the conformance suite every store passes.
@@ -18,6 +20,7 @@
 
 pub mod clock;
 pub mod command;
+pub mod determinism;
 pub mod executor;
 pub mod node;
 pub mod service;
