@@ -36,6 +36,8 @@ mod learner;
 mod message;
 mod multi_paxos;
 mod paxos;
+#[cfg(madsim)]
+pub mod planted;
 mod ready;
 mod replica;
 pub mod testkit;
