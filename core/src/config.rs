@@ -31,7 +31,8 @@ pub struct Config {
     pub heartbeat_ticks: u64,
     /// A follower that heard no leader for this long (plus a random extra of up to the same again)
     /// campaigns; a leader that heard from no majority for this long steps down; a replica that
-    /// heard its leader within this time refuses to promise to a challenger.
+    /// heard its leader within this time refuses to promise to a challenger. In paxos mode, a
+    /// replica asks a peer this often how far the decided log goes (there is no leader to tell it).
     pub election_ticks: u64,
     /// A leader re-sends an accept that a peer has not acknowledged after this long.
     pub retransmit_ticks: u64,

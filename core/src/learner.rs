@@ -3,6 +3,7 @@
 //! that was down or cut off).
 
 use crate::ballot::{Ballot, NodeId, Slot};
+use crate::config::Protocol;
 use crate::message::Message;
 use crate::replica::Replica;
 use crate::value::Value;
@@ -18,11 +19,13 @@ pub(crate) struct Learner {
     pub(crate) cursor: NodeId,
     /// A peer's log starts above our next slot: the log cannot bring us back.
     pub(crate) needs_reseed: bool,
+    /// Paxos mode: tick of the last poll of a peer's decided prefix.
+    pub(crate) polled: u64,
 }
 
 impl Learner {
     pub(crate) fn new(decided_upto: Slot) -> Learner {
-        Learner { target: decided_upto, requested: None, cursor: 0, needs_reseed: false }
+        Learner { target: decided_upto, requested: None, cursor: 0, needs_reseed: false, polled: 0 }
     }
 
     pub(crate) fn note_decided_elsewhere(&mut self, slot: Slot) {
@@ -67,7 +70,13 @@ impl Replica {
         self.send(from, Message::LearnReply { entries, decided_upto, floor });
     }
 
-    pub(crate) fn on_learn_reply(&mut self, entries: Vec<(Slot, Value)>, decided_upto: Slot, floor: Slot) {
+    pub(crate) fn on_learn_reply(
+        &mut self,
+        from: NodeId,
+        entries: Vec<(Slot, Value)>,
+        decided_upto: Slot,
+        floor: Slot,
+    ) {
         self.learner.note_decided_elsewhere(decided_upto);
         let next = self.decided_upto + 1;
         if floor > next && !entries.iter().any(|(slot, _)| *slot == next) {
@@ -82,6 +91,10 @@ impl Replica {
             // Progress: ask for the next chunk right away, so catch-up runs at network speed.
             // Without progress the retry timer paces the requests.
             self.learner.requested = None;
+            // And ask the same peer, which has it. Moving on round-robin (when no leader is known:
+            // always in paxos mode) cost a retry timeout per chunk for every peer that was down
+            // or behind (found by the property tests).
+            self.learner.cursor = from;
         }
     }
 
@@ -89,6 +102,38 @@ impl Replica {
         if self.learner.requested.is_some_and(|t| t + self.cfg.learn_retry_ticks <= self.now) {
             self.learner.requested = None;
         }
+        self.learner_poll();
+    }
+
+    /// Paxos mode: every `election_ticks`, ask a peer (round-robin) for the slots after our
+    /// decided prefix. Multi-paxos followers hear the leader's decided prefix on every heartbeat,
+    /// but paxos mode has no periodic message at all: a replica that missed a decide (lost, or
+    /// sent while it was down) would learn of the slot only when some later proposal reached it,
+    /// so an idle cluster never converged (found by the property tests). The reply carries the
+    /// peer's decided prefix, and `learner_flush` fetches whatever is missing.
+    fn learner_poll(&mut self) {
+        if self.cfg.protocol != Protocol::Paxos
+            || self.cfg.nodes == 1
+            || self.learner.requested.is_some()
+            || self.now < self.learner.polled + self.cfg.election_ticks
+        {
+            return;
+        }
+        self.learner.polled = self.now;
+        self.learner.requested = Some(self.now);
+        let peer = self.learner_next_peer();
+        self.send(peer, Message::LearnRequest { slot: self.decided_upto + 1 });
+    }
+
+    /// The next peer in round-robin order, so one dead peer cannot stall learning.
+    fn learner_next_peer(&mut self) -> NodeId {
+        let n = self.cfg.nodes;
+        let mut peer = self.learner.cursor % n;
+        if peer == self.cfg.id {
+            peer = (peer + 1) % n;
+        }
+        self.learner.cursor = peer + 1;
+        peer
     }
 
     /// Called from `take_ready`: ask a peer for missing decided slots, one request at a time.
@@ -98,16 +143,7 @@ impl Replica {
         }
         let peer = match self.mp.leader.filter(|l| *l != self.cfg.id) {
             Some(leader) => leader,
-            None => {
-                // Round-robin over peers, so one dead peer cannot stall catch-up.
-                let n = self.cfg.nodes;
-                let mut peer = self.learner.cursor % n;
-                if peer == self.cfg.id {
-                    peer = (peer + 1) % n;
-                }
-                self.learner.cursor = peer + 1;
-                peer
-            }
+            None => self.learner_next_peer(),
         };
         self.learner.requested = Some(self.now);
         self.send(peer, Message::LearnRequest { slot: self.decided_upto + 1 });

@@ -110,6 +110,10 @@ pub enum Message {
         ballot: Ballot,
         /// The follower's decided prefix.
         decided_upto: Slot,
+        /// The highest slot the follower has seen (`Max()`). A slot an earlier leader got accepted
+        /// only by replicas outside the new leader's promise majority is unknown to the new
+        /// leader; this is how it learns of it and fills it (see `mp_on_heartbeat_reply`).
+        max_slot: Slot,
     },
     /// A follower hands client commands to the leader.
     Forward {

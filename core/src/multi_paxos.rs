@@ -222,7 +222,9 @@ impl Replica {
             self.decide(entry.slot, &entry.value);
         }
         let last_reported = c.entries.keys().next_back().copied().unwrap_or(0);
-        let next_slot = last_reported.max(self.decided_upto).max(c.from - 1) + 1;
+        // Our own `Max()` counts too: it may come from an accept we refused, which no promiser
+        // reports, and a slot we saw but nobody fills would keep us from agreeing on `Max()`.
+        let next_slot = last_reported.max(self.decided_upto).max(self.max_slot).max(c.from - 1) + 1;
         let mut queue = c.queue;
         let queued: BTreeSet<u64> = queue.iter().filter(|cmd| cmd.origin == me).map(|cmd| cmd.id).collect();
         for p in self.pending.values_mut().filter(|p| !queued.contains(&p.command.id)) {
@@ -242,7 +244,11 @@ impl Replica {
         self.mp.last_heard = self.now;
         // Every slot this term inherits gets a value at the new ballot: the reported one (the
         // highest-ballot accepted value is the only one that may have been chosen) or a no-op.
-        for slot in c.from..next_slot {
+        // Not below the floor: a candidate keeps learning and applying while it campaigns, so
+        // `Min()` may have passed `c.from`, and a forgotten slot reads as undecided here (found by
+        // the property tests: the leader re-accepted a no-op into a slot every replica had
+        // applied and forgotten).
+        for slot in c.from.max(self.floor)..next_slot {
             if self.decided(slot).is_some() {
                 continue;
             }
@@ -343,14 +349,26 @@ impl Replica {
         // Every replica had applied below the leader's Min when it computed it.
         self.min_known = self.min_known.max(min);
         self.learn_from_leader(ballot, decided_upto);
-        let decided_upto = self.decided_upto;
-        self.send(from, Message::HeartbeatReply { ballot, decided_upto });
+        let (decided_upto, max_slot) = (self.decided_upto, self.max_slot);
+        self.send(from, Message::HeartbeatReply { ballot, decided_upto, max_slot });
     }
 
-    pub(crate) fn mp_on_heartbeat_reply(&mut self, from: NodeId, ballot: Ballot) {
+    pub(crate) fn mp_on_heartbeat_reply(&mut self, from: NodeId, ballot: Ballot, max_slot: Slot) {
         let now = self.now;
-        if let Some(l) = self.leadership().filter(|l| l.ballot == ballot) {
-            l.last_ack[from as usize] = now;
+        let Some(l) = self.leadership().filter(|l| l.ballot == ballot) else { return };
+        l.last_ack[from as usize] = now;
+        // The follower holds a slot this term never proposed in: an earlier leader's accept that
+        // no replica of our promise majority reported. Nobody would ever decide it, so the
+        // follower's log would stay undecided past our prefix for as long as no new command
+        // reaches that slot (found by the property tests: an idle cluster never settled). No
+        // promiser reported any value at or above `next_slot`, so no value can have been chosen
+        // there below our ballot and a no-op is safe; its accept overwrites the stale value.
+        let first = l.next_slot;
+        if max_slot >= first {
+            l.next_slot = max_slot + 1;
+            for slot in first..=max_slot {
+                self.mp_propose_at(slot, Value::Noop);
+            }
         }
     }
 

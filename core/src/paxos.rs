@@ -29,8 +29,9 @@ pub(crate) struct PaxosProposer {
     pub(crate) unassigned: VecDeque<u64>,
     /// No new proposal before this tick.
     pub(crate) backoff_until: u64,
-    /// The lowest undecided slot while something above it is known, and since when.
-    pub(crate) hole: Option<(Slot, u64)>,
+    /// While some slot above the decided prefix is known: since when the prefix has been stuck,
+    /// and the highest slot known then.
+    pub(crate) hole: Option<(u64, Slot)>,
 }
 
 #[derive(Debug)]
@@ -216,22 +217,30 @@ impl Replica {
         self.px_fill_hole();
     }
 
-    /// Proposes a no-op in the lowest undecided slot once it has been a hole for a while (the
-    /// learner asks peers first; this covers a slot nobody decided).
+    /// Proposes a no-op in the lowest undecided slot once the decided prefix has been stuck for a
+    /// while (the learner asks peers first; this covers a slot nobody decided).
+    ///
+    /// The wait runs once for all the slots known when the prefix got stuck, not once per slot:
+    /// by then every proposal for them has timed out and the learner has asked, so they are filled
+    /// one after the other without waiting again. Restarting the wait for each slot (found by the
+    /// property tests) stalled the log for `2 * proposal_timeout_ticks` per hole, and holes come
+    /// in runs: a crashed proposer's whole window, or every slot duelling proposers abandoned.
     fn px_fill_hole(&mut self) {
         let next = self.decided_upto + 1;
-        if next > self.max_slot || self.px.proposals.contains_key(&next) {
+        if next > self.max_slot {
             self.px.hole = None;
             return;
         }
         match self.px.hole {
-            Some((slot, since)) if slot == next => {
-                if self.now >= since + 2 * self.cfg.proposal_timeout_ticks && self.now >= self.px.backoff_until {
-                    self.px.hole = None;
+            Some((since, known)) if next <= known => {
+                if !self.px.proposals.contains_key(&next)
+                    && self.now >= since + 2 * self.cfg.proposal_timeout_ticks
+                    && self.now >= self.px.backoff_until
+                {
                     self.px_start(next, Value::Noop, Vec::new());
                 }
             }
-            _ => self.px.hole = Some((next, self.now)),
+            _ => self.px.hole = Some((self.now, self.max_slot)),
         }
     }
 

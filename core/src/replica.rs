@@ -241,11 +241,15 @@ impl Replica {
             Message::Heartbeat { ballot, decided_upto, min } if self.is_multi_paxos() => {
                 self.mp_on_heartbeat(from, ballot, decided_upto, min)
             }
-            Message::HeartbeatReply { ballot, .. } if self.is_multi_paxos() => self.mp_on_heartbeat_reply(from, ballot),
+            Message::HeartbeatReply { ballot, max_slot, .. } if self.is_multi_paxos() => {
+                self.mp_on_heartbeat_reply(from, ballot, max_slot)
+            }
             Message::Forward { commands } if self.is_multi_paxos() => self.mp_on_forward(commands),
             Message::Heartbeat { .. } | Message::HeartbeatReply { .. } | Message::Forward { .. } => {}
             Message::LearnRequest { slot } => self.on_learn_request(from, slot),
-            Message::LearnReply { entries, decided_upto, floor } => self.on_learn_reply(entries, decided_upto, floor),
+            Message::LearnReply { entries, decided_upto, floor } => {
+                self.on_learn_reply(from, entries, decided_upto, floor)
+            }
         }
         self.debug_check();
     }
