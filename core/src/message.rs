@@ -120,6 +120,14 @@ pub enum Message {
         /// The commands, each still owned (re-sent until decided) by its origin.
         commands: Vec<Command>,
     },
+    /// Paxos mode, sent periodically to every peer: there is no leader whose heartbeats would tell
+    /// a replica that missed the decide messages that it is behind, or relay everyone's `Done`.
+    Progress {
+        /// The sender's decided prefix.
+        decided_upto: Slot,
+        /// The sender's `Min()`.
+        min: Slot,
+    },
     /// A replica missing decided slots asks for them, starting at `slot`.
     LearnRequest {
         /// The first slot wanted.
@@ -149,6 +157,7 @@ impl Message {
             Message::Nack { promised, .. } => Some(*promised),
             Message::Decide { .. }
             | Message::Forward { .. }
+            | Message::Progress { .. }
             | Message::LearnRequest { .. }
             | Message::LearnReply { .. } => None,
         }
@@ -166,6 +175,7 @@ impl Message {
             Message::Heartbeat { .. } => "heartbeat",
             Message::HeartbeatReply { .. } => "heartbeat_reply",
             Message::Forward { .. } => "forward",
+            Message::Progress { .. } => "progress",
             Message::LearnRequest { .. } => "learn_request",
             Message::LearnReply { .. } => "learn_reply",
         }

@@ -253,6 +253,12 @@ impl Replica {
                 continue;
             }
             let value = c.entries.get(&slot).map_or(Value::Noop, |e| e.value.clone());
+            #[cfg(madsim)]
+            let value = if crate::planted::is_planted(crate::planted::Bug::LeaderOverridesAccepted) {
+                Value::Noop
+            } else {
+                value
+            };
             self.mp_propose_at(slot, value);
         }
     }

@@ -215,6 +215,10 @@ impl Replica {
             self.px_abort(slot);
         }
         self.px_fill_hole();
+        if now % self.cfg.heartbeat_ticks == 0 {
+            let (decided_upto, min) = (self.decided_upto, self.min());
+            self.broadcast(Message::Progress { decided_upto, min });
+        }
     }
 
     /// Proposes a no-op in the lowest undecided slot once the decided prefix has been stuck for a

@@ -246,6 +246,10 @@ impl Replica {
             }
             Message::Forward { commands } if self.is_multi_paxos() => self.mp_on_forward(commands),
             Message::Heartbeat { .. } | Message::HeartbeatReply { .. } | Message::Forward { .. } => {}
+            Message::Progress { decided_upto, min } => {
+                self.learner.note_decided_elsewhere(decided_upto);
+                self.min_known = self.min_known.max(min);
+            }
             Message::LearnRequest { slot } => self.on_learn_request(from, slot),
             Message::LearnReply { entries, decided_upto, floor } => {
                 self.on_learn_reply(from, entries, decided_upto, floor)

@@ -286,3 +286,37 @@ fn single_replica_cluster_decides_alone() {
     }
     let _ = Ballot::ZERO;
 }
+
+#[test]
+fn a_paxos_replica_that_missed_the_decisions_learns_it_is_behind_once_traffic_stops() {
+    let mut c = Cluster::new(3, Protocol::Paxos, 11);
+    c.isolate(2);
+    for i in 0..10 {
+        c.propose(0, format!("c{i}")).expect("propose");
+        c.tick_all();
+        c.deliver_all(1000);
+    }
+    let target = c.replica(0).status().decided_upto;
+    assert!(target >= 1 && c.replica(2).status().decided_upto == 0);
+    // No more commands: only the periodic progress messages can tell replica 2 it is behind.
+    c.heal();
+    assert!(c.settle(50).is_some(), "replica 2 stuck at {:?}", c.replica(2).status());
+    assert_eq!(c.replica(2).status().decided_upto, target);
+}
+
+#[test]
+fn paxos_replicas_that_never_talk_to_each_other_still_forget_below_min() {
+    // Only replica 0 proposes, so replicas 1 and 2 hear each other's Done only through progress.
+    let mut c = Cluster::new(3, Protocol::Paxos, 12);
+    for i in 0..20 {
+        c.propose(0, format!("c{i}")).expect("propose");
+        c.deliver_all(1000);
+    }
+    assert!(c.settle(50).is_some());
+    c.tick_all();
+    c.deliver_all(1000);
+    let applied = c.replica(1).status().applied;
+    for node in 0..3 {
+        assert_eq!(c.replica(node).status().floor, applied + 1, "replica {node} forgot what all applied");
+    }
+}
