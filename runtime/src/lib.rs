@@ -15,6 +15,8 @@
 //! - [`clock`]: wall-clock time for stamping commands.
 //! - [`node`]: the event loop: persist, then send, then apply.
 //! - [`service`]: what client front ends call: open a session, submit a request, get the outcome.
+//! - `testkit` (cargo feature `testkit`): the SQLite stand-in for PostgreSQL, the `SqlBackend`
+//!   conformance suite, and helpers that build log slots, for the simulation and for tests.
 //!
 //! Still to come (issue 4): the ZooKeeper and PostgreSQL adapters.
 
@@ -27,4 +29,6 @@ pub mod service;
 pub mod sql;
 pub mod store;
 pub mod tcp;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod transport;

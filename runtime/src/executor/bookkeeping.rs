@@ -1,7 +1,10 @@
 //! Barista's own tables inside each replica's database, and the SQL that maintains them.
 //!
-//! - `sqlpaxoslog(lastseqnum)`: AP, the last slot whose effects are committed. Written in the same
-//!   transaction as the slot's work, so after a crash the database says exactly where to resume.
+//! - `sqlpaxoslog(lastseqnum, commands_done)`: AP, the last slot whose effects are committed, and
+//!   how many commands of the next slot are (non-zero only after a transaction ended in the
+//!   middle of a slot: its end is a point the replica must never replay across). Written in the
+//!   same transaction as the slot's work, so after a crash the database says exactly where to
+//!   resume.
 //! - `barista_sessions(conn, request_seq, outcome, state)`: per replicated connection, the outcome
 //!   of its last request, written in the same transaction as the request's effects, and whether
 //!   the session is open, closed, or holds a transaction aborted by the idle timeout. A retried request
@@ -17,14 +20,15 @@ use barista_core::Slot;
 use super::outcome::Outcome;
 
 pub(crate) const CREATE: [&str; 3] = [
-    "CREATE TABLE IF NOT EXISTS sqlpaxoslog (id integer PRIMARY KEY, lastseqnum bigint NOT NULL)",
-    "INSERT INTO sqlpaxoslog (id, lastseqnum) VALUES (1, 0) ON CONFLICT DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS sqlpaxoslog \
+     (id integer PRIMARY KEY, lastseqnum bigint NOT NULL, commands_done bigint NOT NULL)",
+    "INSERT INTO sqlpaxoslog (id, lastseqnum, commands_done) VALUES (1, 0, 0) ON CONFLICT DO NOTHING",
     "CREATE TABLE IF NOT EXISTS barista_sessions \
      (conn bigint PRIMARY KEY, request_seq bigint NOT NULL, outcome bytea NOT NULL, state smallint NOT NULL)",
 ];
 
-const READ_AP: &str = "SELECT lastseqnum FROM sqlpaxoslog WHERE id = 1";
-const WRITE_AP: &str = "UPDATE sqlpaxoslog SET lastseqnum = $1 WHERE id = 1";
+const READ_AP: &str = "SELECT lastseqnum, commands_done FROM sqlpaxoslog WHERE id = 1";
+const WRITE_POSITION: &str = "UPDATE sqlpaxoslog SET lastseqnum = $1, commands_done = $2 WHERE id = 1";
 const READ_SESSIONS: &str = "SELECT conn, request_seq, outcome, state FROM barista_sessions";
 const RECORD: &str = "INSERT INTO barista_sessions (conn, request_seq, outcome, state) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (conn) DO UPDATE SET request_seq = excluded.request_seq, outcome = excluded.outcome, state = excluded.state";
@@ -74,16 +78,27 @@ pub(crate) async fn create<S: SqlSession>(session: &mut S) -> Result<(), Backend
     Ok(())
 }
 
-pub(crate) async fn read_ap<S: SqlSession>(session: &mut S) -> Result<Slot, BackendFault> {
+/// AP and how many commands of slot AP + 1 are applied.
+pub(crate) async fn read_ap<S: SqlSession>(session: &mut S) -> Result<(Slot, usize), BackendFault> {
     let rs = run(session, READ_AP, &[]).await?;
-    match rs.rows.first().and_then(|r| r.first()) {
-        Some(SqlValue::Int(ap)) => Ok(*ap as Slot),
+    match rs.rows.first().map(Vec::as_slice) {
+        Some([SqlValue::Int(ap), SqlValue::Int(done)]) => Ok((*ap as Slot, *done as usize)),
         other => Err(BackendFault(format!("sqlpaxoslog holds no AP (found {other:?})"))),
     }
 }
 
+/// Slot `slot` is applied, all of it.
 pub(crate) async fn write_ap<S: SqlSession>(session: &mut S, slot: Slot) -> Result<(), BackendFault> {
-    run(session, WRITE_AP, &[SqlValue::Int(slot as i64)]).await.map(|_| ())
+    write_position(session, slot, 0).await
+}
+
+/// Every slot through `slot` is applied, and the first `commands_done` commands of the next one.
+pub(crate) async fn write_position<S: SqlSession>(
+    session: &mut S,
+    slot: Slot,
+    commands_done: usize,
+) -> Result<(), BackendFault> {
+    run(session, WRITE_POSITION, &[SqlValue::Int(slot as i64), SqlValue::Int(commands_done as i64)]).await.map(|_| ())
 }
 
 pub(crate) async fn read_sessions<S: SqlSession>(session: &mut S) -> Result<Vec<SessionRecord>, BackendFault> {

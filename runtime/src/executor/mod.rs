@@ -7,7 +7,10 @@
 //!   [`Executor::applied`] + 1;
 //! - AP (`sqlpaxoslog`) is written in the same transaction as the slot's work: on its own after
 //!   the slot's autocommit work, or inside the open client transaction (so it becomes durable with
-//!   that transaction's `COMMIT`, and rolls back with it);
+//!   that transaction's `COMMIT`, and rolls back with it); the command that ends a transaction,
+//!   in the middle of a slot, also moves AP to just past itself in the same transaction, so a
+//!   replay never starts inside a transaction that has durably ended (where commands that were
+//!   busy would run);
 //! - each request's outcome is written in the same transaction as its effects, so a retried or
 //!   replayed `(conn, request_seq)` returns the recorded outcome and runs nothing;
 //! - which command may run is decided by [`policy`], from the log alone.
@@ -78,6 +81,17 @@ pub struct Executor<B: SqlBackend> {
     executed: Slot,
     /// The highest command timestamp seen, so time never goes backwards across leaders' clocks.
     last_timestamp_us: i64,
+    /// A fault interrupted `apply` or `recover`: the in-memory state may be half updated (or, after
+    /// a failed `recover`, empty while AP is not), so `apply` refuses until `recover` succeeds.
+    /// Without this, a caller that applied on after a failed `recover` would find every session
+    /// unknown, reject their commands, and advance AP durably past work it never did.
+    faulted: bool,
+    /// The command being applied: its slot and its index in the slot.
+    cursor: (Slot, usize),
+    /// Commands of slot `executed + 1` already applied durably (the end of a transaction in the
+    /// middle of a slot), as loaded from the database: the next `apply` answers them from the
+    /// records instead of running them again.
+    skip: usize,
 }
 
 impl<B: SqlBackend> Executor<B> {
@@ -95,6 +109,9 @@ impl<B: SqlBackend> Executor<B> {
             pending_ap: 0,
             executed: 0,
             last_timestamp_us: i64::MIN,
+            faulted: false,
+            cursor: (0, 0),
+            skip: 0,
         };
         executor.load().await?;
         Ok(executor)
@@ -104,13 +121,16 @@ impl<B: SqlBackend> Executor<B> {
     /// the session records: the state the database committed. Feed slots again from
     /// [`Executor::applied`] + 1.
     pub async fn recover(&mut self) -> Result<(), BackendFault> {
+        self.faulted = true;
         self.sessions.clear();
         self.book = self.backend.connect().await?;
-        self.load().await
+        self.load().await?;
+        self.faulted = false;
+        Ok(())
     }
 
     async fn load(&mut self) -> Result<(), BackendFault> {
-        self.durable_ap = bookkeeping::read_ap(&mut self.book).await?;
+        (self.durable_ap, self.skip) = bookkeeping::read_ap(&mut self.book).await?;
         self.pending_ap = self.durable_ap;
         self.executed = self.durable_ap;
         self.open_txn = None;
@@ -147,11 +167,18 @@ impl<B: SqlBackend> Executor<B> {
         if slot != self.executed + 1 {
             return Err(BackendFault(format!("slot {slot} fed out of order (executed through {})", self.executed)));
         }
+        if self.faulted {
+            return Err(BackendFault("an earlier fault interrupted this executor: recover() first".into()));
+        }
+        // Cleared only when the whole slot is applied: any `?` below leaves it set.
+        self.faulted = true;
+        let skip = std::mem::take(&mut self.skip);
         let mut applied = Vec::with_capacity(value.commands().len());
-        for command in value.commands() {
+        for (index, command) in value.commands().iter().enumerate() {
+            self.cursor = (slot, index);
             match ClientCommand::decode(&command.payload) {
                 Ok(cmd) => {
-                    let outcome = self.run(&cmd).await?;
+                    let outcome = if index < skip { self.answer_applied(&cmd) } else { self.run(&cmd).await? };
                     applied.push(Applied { conn: cmd.conn, request_seq: cmd.request_seq, outcome });
                 }
                 // The same bytes are in every replica's log, so skipping them is deterministic.
@@ -160,6 +187,7 @@ impl<B: SqlBackend> Executor<B> {
         }
         self.write_ap(slot).await?;
         self.executed = slot;
+        self.faulted = false;
         Ok(applied)
     }
 
@@ -181,6 +209,25 @@ impl<B: SqlBackend> Executor<B> {
         Ok(())
     }
 
+    /// The answer to a command that an earlier run of this slot applied durably (it comes before
+    /// the end of a transaction recorded in the middle of the slot): from its record when it has
+    /// one; otherwise it ran nothing then (it was busy, or refused), and running it now would
+    /// decide it against a different state (the transaction is no longer open), so the client is
+    /// told to retry, which is safe for a command that was not recorded.
+    fn answer_applied(&self, cmd: &ClientCommand) -> Outcome {
+        if let Op::AbortIdle { .. } = cmd.op {
+            return Outcome::Done;
+        }
+        match self.sessions.get(&cmd.conn).and_then(|s| s.last.as_ref()) {
+            Some((seq, outcome)) if *seq == cmd.request_seq => outcome.clone(),
+            Some((seq, _)) if cmd.request_seq < *seq => Outcome::Rejected(format!(
+                "request {} is older than the connection's last request {seq}",
+                cmd.request_seq
+            )),
+            _ => Outcome::Busy,
+        }
+    }
+
     /// Runs one command, exactly once.
     async fn run(&mut self, cmd: &ClientCommand) -> Result<Outcome, BackendFault> {
         let conn = cmd.conn;
@@ -189,7 +236,7 @@ impl<B: SqlBackend> Executor<B> {
             return Ok(Outcome::Done);
         }
         if let Some((seq, outcome)) = self.sessions.get(&conn).and_then(|s| s.last.as_ref()) {
-            if cmd.request_seq == *seq {
+            if cmd.request_seq == *seq && !self.interrupted_batch(conn, &cmd.op, outcome) {
                 return Ok(outcome.clone()); // a retry: answer as the first time
             }
             if cmd.request_seq < *seq {
@@ -236,6 +283,24 @@ impl<B: SqlBackend> Executor<B> {
         self.sessions.get(&conn).map_or(Txn::None, |s| s.txn)
     }
 
+    /// Whether `recorded`, the record of this very request, is the progress of a non-atomic batch
+    /// that a crash or fault interrupted, rather than its answer: then the batch must resume, not
+    /// be answered. A non-atomic batch outside a transaction records its progress after every
+    /// statement and always finishes with one result per statement, so a shorter record can only
+    /// be an interrupted run. (Without this check a replayed batch returned the partial record and
+    /// never ran its remaining statements: that replica's data diverged.) Inside a transaction, or
+    /// once the idle timeout aborted it, a short batch outcome is a final answer (it stopped at an
+    /// error).
+    fn interrupted_batch(&self, conn: ConnId, op: &Op, recorded: &Outcome) -> bool {
+        let Some(session) = self.sessions.get(&conn) else { return false };
+        match (op, recorded) {
+            (Op::ExecuteBatch { statements, atomic: false }, Outcome::Batch(done)) => {
+                done.len() < statements.len() && session.txn == Txn::None && session.state == SessionState::Open
+            }
+            _ => false,
+        }
+    }
+
     fn remember(&mut self, conn: ConnId, request_seq: u64, outcome: &Outcome) {
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.last = Some((request_seq, outcome.clone()));
@@ -251,6 +316,39 @@ impl<B: SqlBackend> Executor<B> {
         state: SessionState,
     ) -> Result<Outcome, BackendFault> {
         bookkeeping::record(&mut self.book, conn, request_seq, &outcome, state).await?;
+        self.remember(conn, request_seq, &outcome);
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.state = state;
+        }
+        Ok(outcome)
+    }
+
+    /// Records `outcome` of the command that ended `conn`'s transaction without committing it
+    /// (ROLLBACK, a failed COMMIT, Close, the idle timeout), together with the durable position
+    /// just past this command, in one transaction; returns the outcome. (A successful COMMIT
+    /// writes the same position inside the transaction it commits.)
+    ///
+    /// Why the position: AP is written at the end of each slot, and the rolled-back transaction's
+    /// AP writes rolled back with it, so without this a fault between this record and the slot's
+    /// AP made the replica replay from before the transaction's BEGIN. Its commands were then
+    /// stale, no transaction was open during the replay, and other sessions' commands that had been
+    /// busy ran at a different point of the log than on every other replica: data diverged.
+    /// Resuming just past the end, the replica replays from the same state the others had there.
+    async fn finish_txn_end(
+        &mut self,
+        conn: ConnId,
+        request_seq: u64,
+        outcome: Outcome,
+        state: SessionState,
+    ) -> Result<Outcome, BackendFault> {
+        let (slot, index) = self.cursor;
+        let book = &mut self.book;
+        begin_or_fault(book.execute("BEGIN", &[]).await?)?;
+        bookkeeping::record(book, conn, request_seq, &outcome, state).await?;
+        bookkeeping::write_position(book, slot - 1, index + 1).await?;
+        begin_or_fault(book.execute("COMMIT", &[]).await?)?;
+        self.durable_ap = slot - 1;
+        self.pending_ap = slot - 1;
         self.remember(conn, request_seq, &outcome);
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.state = state;
@@ -299,7 +397,7 @@ impl<B: SqlBackend> Executor<B> {
                 Err(e) => Ok(self.fail_txn(conn, request_seq, e)),
             },
             Txn::None if self.sessions.get(&conn).is_some_and(|s| s.state == SessionState::IdleAborted) => {
-                Ok(self.failed_txn_error(conn, request_seq))
+                self.idle_aborted_error(conn, request_seq).await
             }
             Txn::None => {
                 let batch = std::slice::from_ref(stmt);
@@ -383,7 +481,7 @@ impl<B: SqlBackend> Executor<B> {
             return self.finish_in_txn(conn, request_seq, Outcome::Batch(results)).await;
         }
         if self.sessions.get(&conn).is_some_and(|s| s.state == SessionState::IdleAborted) {
-            return Ok(self.failed_txn_error(conn, request_seq));
+            return self.idle_aborted_error(conn, request_seq).await;
         }
         if atomic {
             let whole = |r: &[Result<ResultSet, SqlError>]| Outcome::Batch(r.to_vec());
@@ -422,12 +520,20 @@ impl<B: SqlBackend> Executor<B> {
     }
 
     async fn begin(&mut self, conn: ConnId, request_seq: u64, timestamp_us: i64) -> Result<Outcome, BackendFault> {
-        if self.txn(conn) != Txn::None || self.sessions.get(&conn).is_some_and(|s| s.state == SessionState::IdleAborted)
-        {
-            // PostgreSQL only warns about a BEGIN inside a transaction; so does nothing here.
-            let outcome = Outcome::Done;
-            self.remember(conn, request_seq, &outcome);
-            return Ok(outcome);
+        match self.txn(conn) {
+            // In an aborted block PostgreSQL refuses BEGIN like any statement but the block's end
+            // (an earlier version answered Done, contradicting `Txn::Open::failed`'s contract).
+            Txn::Open { failed: true, .. } => return Ok(self.failed_txn_error(conn, request_seq)),
+            Txn::None if self.sessions.get(&conn).is_some_and(|s| s.state == SessionState::IdleAborted) => {
+                return self.idle_aborted_error(conn, request_seq).await;
+            }
+            Txn::Open { failed: false, .. } => {
+                // PostgreSQL only warns about a BEGIN inside a transaction; so does nothing here.
+                let outcome = Outcome::Done;
+                self.remember(conn, request_seq, &outcome);
+                return Ok(outcome);
+            }
+            Txn::None => {}
         }
         begin_or_fault(self.control(conn, "BEGIN").await?)?;
         if let Some(s) = self.sessions.get_mut(&conn) {
@@ -447,15 +553,19 @@ impl<B: SqlBackend> Executor<B> {
             Txn::Open { failed, .. } => {
                 let committing = commit && !failed;
                 if committing {
+                    let (slot, index) = self.cursor;
                     let db = self.db(conn).await?;
                     bookkeeping::record(db, conn, request_seq, &Outcome::Done, SessionState::Open).await?;
+                    // The durable position moves past this COMMIT with it (see `finish_txn_end`).
+                    bookkeeping::write_position(db, slot - 1, index + 1).await?;
+                    self.pending_ap = slot - 1;
                 }
                 let result = self.control(conn, if committing { "COMMIT" } else { "ROLLBACK" }).await?;
                 self.open_txn = None;
                 if let Some(s) = self.sessions.get_mut(&conn) {
                     s.txn = Txn::None;
                 }
-                match (committing, result) {
+                let outcome = match (committing, result) {
                     (true, Ok(_)) => {
                         self.durable_ap = self.pending_ap;
                         self.remember(conn, request_seq, &Outcome::Done);
@@ -468,7 +578,8 @@ impl<B: SqlBackend> Executor<B> {
                     }
                     (false, Ok(_)) => Outcome::Done,
                     (false, Err(e)) => return Err(BackendFault(format!("ROLLBACK failed: {e}"))),
-                }
+                };
+                return self.finish_txn_end(conn, request_seq, outcome, SessionState::Open).await;
             }
         };
         self.pending_ap = self.durable_ap;
@@ -476,7 +587,8 @@ impl<B: SqlBackend> Executor<B> {
     }
 
     async fn close(&mut self, conn: ConnId, request_seq: u64) -> Result<Outcome, BackendFault> {
-        if let Txn::Open { .. } = self.txn(conn) {
+        let in_txn = matches!(self.txn(conn), Txn::Open { .. });
+        if in_txn {
             let _ = self.control(conn, "ROLLBACK").await?;
             self.open_txn = None;
             self.pending_ap = self.durable_ap;
@@ -484,6 +596,9 @@ impl<B: SqlBackend> Executor<B> {
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.db = None; // closing the connection
             s.txn = Txn::None;
+        }
+        if in_txn {
+            return self.finish_txn_end(conn, request_seq, Outcome::Done, SessionState::Closed).await;
         }
         self.finish_autocommit(conn, request_seq, Outcome::Done, SessionState::Closed).await
     }
@@ -503,7 +618,7 @@ impl<B: SqlBackend> Executor<B> {
             s.txn = Txn::None;
         }
         let (seq, outcome) = last.unwrap_or((since_request, Outcome::Done));
-        self.finish_autocommit(conn, seq, outcome, SessionState::IdleAborted).await?;
+        self.finish_txn_end(conn, seq, outcome, SessionState::IdleAborted).await?;
         Ok(())
     }
 
@@ -516,6 +631,16 @@ impl<B: SqlBackend> Executor<B> {
         let outcome = Outcome::Error(error);
         self.remember(conn, request_seq, &outcome);
         outcome
+    }
+
+    /// The answer to a session whose transaction the idle timeout aborted, until it ends the block.
+    /// Recorded, not only remembered: no transaction is open, so AP moves past this slot durably
+    /// and the slot is never replayed. Remembered only, a replica that restarted would hold the
+    /// older record and answer a retry of this request, or of the one before, unlike the replicas
+    /// that did not restart.
+    async fn idle_aborted_error(&mut self, conn: ConnId, request_seq: u64) -> Result<Outcome, BackendFault> {
+        let outcome = aborted_error("current transaction is aborted, commands ignored until end of transaction block");
+        self.finish_autocommit(conn, request_seq, outcome, SessionState::IdleAborted).await
     }
 
     fn failed_txn_error(&mut self, conn: ConnId, request_seq: u64) -> Outcome {
