@@ -480,8 +480,10 @@ proptest! {
     }
 }
 
-/// Failing cases the properties found, each with the exact schedule (reduced by hand from the
-/// shrunk one) and the core bug it exposed. Each fails on the code before its fix.
+/// Failing cases the properties found, each with the core bug it exposed. The schedules are the
+/// shrunk ones reduced further by deleting actions while the case still failed (proptest's own
+/// shrinking stops early here: deleting one action changes everything after it); the catch-up
+/// case is scripted directly. Each test fails on the code before its fix.
 mod regressions {
     use super::Action::*;
     use super::*;
