@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Barista's whole test suite: the README's test command, and all that .ci/run calls.
 #
-# Runs, in order: formatting check, clippy with warnings as errors, then every test of the normal
-# build (unit, scenario, property and integration tests). The simulation build (--cfg madsim)
-# joins here when the simulator lands.
+# Runs, in order: formatting check, clippy with warnings as errors (both builds), every test of
+# the normal build (unit, scenario, property and integration tests), then the simulation build
+# (--cfg madsim): a fixed set of seeds through whole simulated clusters, and determinism.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,3 +22,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test (normal build)"
 cargo test --workspace
+
+step "cargo clippy (simulation build)"
+RUSTFLAGS="--cfg madsim" cargo clippy -p barista-sim --all-targets --quiet -- -D warnings
+
+step "cargo test (simulation build: fixed seed set, determinism)"
+RUSTFLAGS="--cfg madsim" cargo test -p barista-sim

@@ -20,6 +20,21 @@
 //!
 //! Still to come (issue 4): the ZooKeeper and PostgreSQL adapters.
 
+/// True if the named [`barista_core::planted::Bug`] is planted; always false outside the
+/// simulation build, where the switch does not exist.
+#[cfg(madsim)]
+macro_rules! planted {
+    ($bug:ident) => {
+        barista_core::planted::is_planted(barista_core::planted::Bug::$bug)
+    };
+}
+#[cfg(not(madsim))]
+macro_rules! planted {
+    ($bug:ident) => {
+        false
+    };
+}
+
 pub mod clock;
 pub mod command;
 pub mod determinism;

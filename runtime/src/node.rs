@@ -250,7 +250,12 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
 
     /// Persist, then send, then apply: the order `Ready` demands.
     async fn drive<T: Transport>(&mut self, transport: &mut T) {
-        let ready = self.replica.take_ready();
+        let mut ready = self.replica.take_ready();
+        if planted!(ReplyBeforePersist) {
+            for envelope in ready.messages.drain(..) {
+                transport.send(envelope);
+            }
+        }
         if !ready.persist.is_empty() {
             while let Err(e) = self.store.persist(&ready.persist).await {
                 self.set_health(Health::StoreUnavailable(e.to_string()));

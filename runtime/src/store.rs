@@ -38,6 +38,12 @@ pub trait AcceptorStore: Send + 'static {
 struct MemDisk {
     state: AcceptorState,
     down: bool,
+    /// How long a write takes (a ZooKeeper round trip, or a slow one).
+    latency: std::time::Duration,
+    /// The next write hangs forever and sets `tripped`: the node is stuck mid-write, as a
+    /// process that dies during its ZooKeeper round trip is.
+    tripwire: bool,
+    tripped: bool,
 }
 
 /// An in-memory store. Clones share one state, which survives the node that used it; it can be
@@ -56,6 +62,29 @@ impl MemStore {
     /// While down, every call fails with [`StoreError`].
     pub fn set_down(&self, down: bool) {
         self.lock().down = down;
+    }
+
+    /// Every write takes `latency` from now on. The write lands at the end of it, so a node that
+    /// crashes meanwhile has not persisted it.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.lock().latency = latency;
+    }
+
+    /// Makes the next write hang without landing (see [`MemStore::tripped`]); the simulation
+    /// then kills the node, which died while writing.
+    pub fn arm_tripwire(&self) {
+        self.lock().tripwire = true;
+    }
+
+    /// Disarms a tripwire that has not fired yet.
+    pub fn disarm_tripwire(&self) {
+        self.lock().tripwire = false;
+    }
+
+    /// True once an armed write started (and hangs). Reading it resets it.
+    pub fn tripped(&self) -> bool {
+        let mut disk = self.lock();
+        std::mem::take(&mut disk.tripped)
     }
 
     /// The stored state, for checkers.
@@ -86,6 +115,18 @@ impl AcceptorStore for MemStore {
     }
 
     async fn persist(&mut self, batch: &Persist) -> Result<(), StoreError> {
+        let (tripped, latency) = {
+            let mut disk = self.lock();
+            let tripped = std::mem::take(&mut disk.tripwire);
+            disk.tripped |= tripped;
+            (tripped, disk.latency)
+        };
+        if tripped {
+            return std::future::pending().await;
+        }
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
         let mut disk = self.lock();
         MemStore::check_up(&disk)?;
         disk.state.apply(batch);

@@ -69,7 +69,11 @@ impl SimCluster {
         let faults_on = Arc::new(AtomicBool::new(false));
         let disks: Vec<ReplicaDisk> = (0..n)
             .map(|_| ReplicaDisk {
-                store: MemStore::new(),
+                store: {
+                    let store = MemStore::new();
+                    store.set_latency(cfg.store_latency);
+                    store
+                },
                 db: Arc::new(SqliteDb::new().expect("the SQLite stand-in opens in the temporary directory")),
             })
             .collect();

@@ -29,6 +29,8 @@ pub struct Faults {
     pub partitions: bool,
     /// Take the acceptor store down.
     pub store_outages: bool,
+    /// Make the acceptor store slow (tens of milliseconds per write).
+    pub store_slowness: bool,
     /// Take a replica's database down.
     pub database_outages: bool,
 }
@@ -57,6 +59,8 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Clients.
     pub workload: Workload,
+    /// A ZooKeeper write's normal latency.
+    pub store_latency: Duration,
     /// Length of the fault phase (simulated time).
     pub fault_phase: Duration,
     /// After healing, the cluster must converge within this (simulated time).
@@ -79,6 +83,7 @@ impl SimConfig {
             crashes: hostile && rng.random_bool(0.7),
             partitions: hostile && rng.random_bool(0.6),
             store_outages: hostile && rng.random_bool(0.3),
+            store_slowness: hostile && rng.random_bool(0.3),
             database_outages: hostile && rng.random_bool(0.3),
         };
         let workload = Workload {
@@ -92,6 +97,7 @@ impl SimConfig {
             protocol,
             faults,
             workload,
+            store_latency: Duration::from_micros(rng.random_range(200..3000)),
             fault_phase: Duration::from_secs(rng.random_range(3..10)),
             converge_within: Duration::from_secs(60),
         }
@@ -104,7 +110,7 @@ impl fmt::Display for SimConfig {
         write!(
             f,
             "seed={} nodes={} protocol={:?} drop={:.3} dup={:.3} delay={:.3}/{:?} events every {:?} \
-             crashes={} partitions={} store_outages={} db_outages={} inserters={} bankers={} requests={} \
+             crashes={} partitions={} store_outages={} store_slowness={} db_outages={} store_latency={:?} inserters={} bankers={} requests={} \
              fault_phase={:?}",
             self.seed,
             self.nodes,
@@ -117,7 +123,9 @@ impl fmt::Display for SimConfig {
             fl.crashes,
             fl.partitions,
             fl.store_outages,
+            fl.store_slowness,
             fl.database_outages,
+            self.store_latency,
             self.workload.inserters,
             self.workload.bankers,
             self.workload.requests_per_client,

@@ -30,8 +30,15 @@ pub mod workload;
 /// so), turning panics into crash or safety failures.
 #[cfg(madsim)]
 pub fn run_seed(seed: u64) -> Result<run::Report, run::Failure> {
+    run_seed_with(seed, None)
+}
+
+/// Like [`run_seed`], with `bug` planted (see [`barista_core::planted`]).
+#[cfg(madsim)]
+pub fn run_seed_with(seed: u64, bug: Option<barista_core::planted::Bug>) -> Result<run::Report, run::Failure> {
     let cfg = config::SimConfig::from_seed(seed);
     let outcome = std::thread::spawn(move || {
+        barista_core::planted::plant(bug);
         let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
         runtime.block_on(run::simulate(cfg))
     })

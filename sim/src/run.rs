@@ -116,10 +116,19 @@ pub async fn simulate(cfg: SimConfig) -> Result<Report, Failure> {
     let fault_end = Instant::now() + cfg.fault_phase;
     let mut clogged = Vec::new();
     let mut fault_events = 0;
+    let mut next_event = Instant::now();
     while Instant::now() < fault_end {
-        let pause = rng.random_range(cfg.faults.event_every / 2..cfg.faults.event_every * 3 / 2);
-        tokio::time::sleep(pause).await;
-        fault_events += inject(&mut cluster, &mut rng, &mut clogged);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // A replica hung in a store write dies right there.
+        for j in 0..cluster.up.len() {
+            if cluster.disks[j].store.tripped() && cluster.up[j] {
+                cluster.crash(j);
+            }
+        }
+        if Instant::now() >= next_event {
+            next_event = Instant::now() + rng.random_range(cfg.faults.event_every / 2..cfg.faults.event_every * 3 / 2);
+            fault_events += inject(&mut cluster, &mut rng, &mut clogged);
+        }
     }
 
     // Healed phase: everything back, and the cluster must converge.
@@ -128,7 +137,12 @@ pub async fn simulate(cfg: SimConfig) -> Result<Report, Failure> {
         NetSim::current().unclog_node(id);
     }
     for i in 0..cluster.up.len() {
+        cluster.disks[i].store.disarm_tripwire();
+        if cluster.disks[i].store.tripped() && cluster.up[i] {
+            cluster.crash(i); // hung in a store write: it dies there, and restarts below
+        }
         cluster.disks[i].store.set_down(false);
+        cluster.disks[i].store.set_latency(cfg.store_latency);
         cluster.disks[i].db.set_down(false);
         if !cluster.up[i] {
             cluster.restart(i);
@@ -195,9 +209,15 @@ fn converged(cluster: &SimCluster) -> Option<u64> {
 /// Injects one random fault; returns 1 if it did something.
 fn inject(cluster: &mut SimCluster, rng: &mut StdRng, clogged: &mut Vec<madsim::task::NodeId>) -> usize {
     let n = cluster.up.len();
-    let i = rng.random_range(0..n);
+    // Half the time the target is the leader (if there is one): failover is where consensus is
+    // most fragile, so that is where faults should land most.
+    let leader = (0..n).find(|&j| cluster.status(j).is_some_and(|s| s.core.role == barista_core::RoleKind::Leader));
+    let i = match leader {
+        Some(l) if rng.random_bool(0.5) => l,
+        _ => rng.random_range(0..n),
+    };
     let f = &cluster.cfg.faults;
-    match rng.random_range(0..6) {
+    match rng.random_range(0..8) {
         0 if f.crashes && cluster.up[i] => cluster.crash(i),
         1 if f.crashes && !cluster.up[i] => cluster.restart(i),
         2 if f.partitions && !clogged.contains(&cluster.ids[i]) => {
@@ -215,6 +235,13 @@ fn inject(cluster: &mut SimCluster, rng: &mut StdRng, clogged: &mut Vec<madsim::
         5 if f.database_outages => {
             let down = rng.random_bool(0.5);
             cluster.disks[i].db.set_down(down);
+        }
+        7 if f.crashes && cluster.up[i] => cluster.disks[i].store.arm_tripwire(),
+        6 if f.store_slowness => {
+            let slow = rng.random_bool(0.5);
+            let latency =
+                if slow { Duration::from_millis(rng.random_range(10..100)) } else { cluster.cfg.store_latency };
+            cluster.disks[i].store.set_latency(latency);
         }
         _ => return 0,
     }

@@ -20,11 +20,22 @@ pub struct Summary {
     pub simulated_s: f64,
 }
 
-/// Runs every seed in `seeds` on `jobs` threads, each in its own madsim runtime. `on_failure` is
-/// called as failures happen (to log them), `on_progress` after each seed with the count done.
+/// How a sweep runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Parallel runs.
+    pub jobs: usize,
+    /// A bug planted in every run (to prove the checkers catch it).
+    pub bug: Option<barista_core::planted::Bug>,
+    /// Stop handing out seeds after the first failure.
+    pub stop_at_first_failure: bool,
+}
+
+/// Runs every seed in `seeds`, each in its own madsim runtime. `on_failure` is called as failures
+/// happen (to log them), `on_progress` after each seed with the count done.
 pub fn sweep(
     seeds: Range<u64>,
-    jobs: usize,
+    options: Options,
     on_failure: impl Fn(&Failure) + Send + Sync + 'static,
     on_progress: impl Fn(u64) + Send + Sync + 'static,
 ) -> Summary {
@@ -36,23 +47,27 @@ pub fn sweep(
     let failures = Arc::new(Mutex::new(Vec::new()));
     let on_failure = Arc::new(on_failure);
     let on_progress = Arc::new(on_progress);
-    let workers: Vec<_> = (0..jobs.max(1))
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..options.jobs.max(1))
         .map(|_| {
             let (next, done, simulated_ms, failures) =
                 (next.clone(), done.clone(), simulated_ms.clone(), failures.clone());
-            let (on_failure, on_progress) = (on_failure.clone(), on_progress.clone());
+            let (on_failure, on_progress, stop) = (on_failure.clone(), on_progress.clone(), stop.clone());
             std::thread::spawn(move || {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= end {
+                    if seed >= end || stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    match crate::run_seed(seed) {
+                    match crate::run_seed_with(seed, options.bug) {
                         Ok(report) => {
                             simulated_ms.fetch_add(report.simulated_ms, Ordering::Relaxed);
                         }
                         Err(failure) => {
                             on_failure(&failure);
+                            if options.stop_at_first_failure {
+                                stop.store(true, Ordering::Relaxed);
+                            }
                             failures.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
                         }
                     }
@@ -67,7 +82,7 @@ pub fn sweep(
     let mut failures = std::mem::take(&mut *failures.lock().unwrap_or_else(|p| p.into_inner()));
     failures.sort_by_key(|f| f.seed);
     Summary {
-        seeds: seeds.end - seeds.start,
+        seeds: done.load(Ordering::Relaxed),
         failures,
         wall_s: started.elapsed().as_secs_f64(),
         simulated_s: simulated_ms.load(Ordering::Relaxed) as f64 / 1000.0,

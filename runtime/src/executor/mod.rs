@@ -192,6 +192,9 @@ impl<B: SqlBackend> Executor<B> {
     }
 
     async fn write_ap(&mut self, slot: Slot) -> Result<(), BackendFault> {
+        if planted!(SkipApUpdate) {
+            return Ok(());
+        }
         match self.open_txn.and_then(|owner| self.sessions.get_mut(&owner).map(|s| (s.txn, &mut s.db))) {
             Some((Txn::Open { failed: false, .. }, Some(db))) => {
                 // Rides in the open transaction: committed with it, rolled back with it.
@@ -235,7 +238,8 @@ impl<B: SqlBackend> Executor<B> {
             self.abort_idle(conn, since_request).await?;
             return Ok(Outcome::Done);
         }
-        if let Some((seq, outcome)) = self.sessions.get(&conn).and_then(|s| s.last.as_ref()) {
+        let last = self.sessions.get(&conn).and_then(|s| s.last.as_ref()).filter(|_| !planted!(NoExactlyOnce));
+        if let Some((seq, outcome)) = last {
             if cmd.request_seq == *seq && !self.interrupted_batch(conn, &cmd.op, outcome) {
                 return Ok(outcome.clone()); // a retry: answer as the first time
             }

@@ -18,6 +18,7 @@ mod sweep {
     use std::path::PathBuf;
     use std::time::Instant;
 
+    use barista_core::planted::Bug;
     use barista_sim::config::SimConfig;
     use clap::{Parser, Subcommand};
 
@@ -49,6 +50,10 @@ mod sweep {
             /// Where failing seeds' logs go.
             #[arg(long, default_value = "target/sim-failures")]
             logs: PathBuf,
+            /// Plant a bug in every run (reply-before-persist, skip-ap-update, no-exactly-once,
+            /// leader-overrides-accepted) and stop at the first seed that catches it.
+            #[arg(long, value_parser = parse_bug)]
+            bug: Option<Bug>,
         },
     }
 
@@ -69,16 +74,27 @@ mod sweep {
                     }
                 }
             }
-            Command::Sweep { from, seeds, jobs, logs } => sweep(from, seeds, jobs, logs),
+            Command::Sweep { from, seeds, jobs, logs, bug } => sweep(from, seeds, jobs, logs, bug),
         }
     }
 
-    fn sweep(from: u64, seeds: u64, jobs: Option<usize>, logs: PathBuf) {
+    fn parse_bug(name: &str) -> Result<Bug, String> {
+        match name {
+            "reply-before-persist" => Ok(Bug::ReplyBeforePersist),
+            "skip-ap-update" => Ok(Bug::SkipApUpdate),
+            "no-exactly-once" => Ok(Bug::NoExactlyOnce),
+            "leader-overrides-accepted" => Ok(Bug::LeaderOverridesAccepted),
+            other => Err(format!("unknown bug {other}")),
+        }
+    }
+
+    fn sweep(from: u64, seeds: u64, jobs: Option<usize>, logs: PathBuf, bug: Option<Bug>) {
         let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let started = Instant::now();
+        let options = barista_sim::sweep::Options { jobs, bug, stop_at_first_failure: bug.is_some() };
         let summary = barista_sim::sweep::sweep(
             from..from + seeds,
-            jobs,
+            options,
             move |failure| {
                 let _ = std::fs::create_dir_all(&logs);
                 let text = format!("{}\n{failure}\n", SimConfig::from_seed(failure.seed));
@@ -86,7 +102,7 @@ mod sweep {
                 eprintln!("FAIL {failure}");
             },
             move |done| {
-                if done % 100 == 0 {
+                if done % 100 == 0 || std::env::var_os("BARISTA_SIM_PROGRESS").is_some() {
                     eprintln!("{done}/{seeds} seeds, {:.0} s", started.elapsed().as_secs_f64());
                 }
             },
