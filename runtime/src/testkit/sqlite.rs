@@ -31,6 +31,12 @@
 //! Types follow SQLite's affinity rules (no `numeric` text formatting, no strict typing).
 //!
 //! It spawns no threads and blocks on nothing, so it runs inside the madsim simulation.
+//!
+//! Files live in `<temp>/barista-sqlite-<pid>/<n>/`. Dropping a `SqliteDb` deletes its directory,
+//! but a runner may never drop it (madsim does not drop a finished simulation's tasks, a killed
+//! test process drops nothing): [`SqliteDb::remove`] deletes it explicitly, the first database a
+//! process creates deletes the directories of processes that no longer exist, and the WAL is kept
+//! small, so leftovers stay bounded.
 
 use std::collections::BTreeMap;
 use std::future::{Future, ready};
@@ -47,6 +53,12 @@ use crate::sql::{BackendFault, Column, ResultSet, SqlBackend, SqlError, SqlSessi
 
 /// Makes every database's directory unique within the process (with the pid, across processes).
 static NEXT_DB: AtomicU64 = AtomicU64::new(0);
+
+/// Set once this process has deleted dead processes' leftovers.
+static SWEPT: std::sync::Once = std::sync::Once::new();
+
+/// The prefix of every process's directory in the temporary directory.
+const DIR_PREFIX: &str = "barista-sqlite-";
 
 /// Barista's own tables (see `executor::bookkeeping`), left out by [`Dump::without_bookkeeping`].
 const BOOKKEEPING_TABLES: [&str; 2] = ["sqlpaxoslog", "barista_sessions"];
@@ -69,6 +81,8 @@ struct Shared {
     /// Reads dumps. `None` only while the database is being dropped.
     anchor: Mutex<Option<Connection>>,
     down: AtomicBool,
+    /// [`SqliteDb::remove`] deleted the files; nothing may open them again.
+    removed: AtomicBool,
     /// Statements that may still run before the server goes down; `None`: no fault planned.
     fuse: Mutex<Option<u64>>,
     /// Statements that reached the database (for tests that sweep a fault over every one).
@@ -111,12 +125,38 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
-    fn drop(&mut self) {
+impl Shared {
+    fn remove(&self) {
+        self.removed.store(true, Ordering::SeqCst);
         self.stop();
         lock(&self.anchor).take();
-        // Best effort: a leftover directory in the temp dir harms nothing.
+        // Best effort: a leftover directory is swept by a later process (see `sweep_dead`).
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Deletes the directories that processes which no longer run left in `parent` (they never
+/// dropped their databases). Linux only (it asks `/proc`); elsewhere it leaves everything.
+fn sweep_dead(parent: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)) else { continue };
+        // `<pid>`, or `<pid>-<n>` as an earlier version named them.
+        let pid = rest.split('-').next().unwrap_or_default();
+        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !proc.join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -140,8 +180,12 @@ fn open(path: &Path, flags: OpenFlags) -> Result<Connection, BackendFault> {
     conn.busy_timeout(Duration::ZERO).map_err(|e| sqlite_fault("busy_timeout", e))?;
     // PostgreSQL enforces foreign keys and compares LIKE case-sensitively; SQLite does neither by
     // default. Nothing is fsynced: only process crashes are modelled, and the OS keeps the data.
-    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; PRAGMA synchronous = OFF;")
-        .map_err(|e| sqlite_fault("settings", e))?;
+    // The WAL is checkpointed and truncated early, so a database nobody deletes stays small.
+    conn.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; PRAGMA synchronous = OFF; \
+         PRAGMA wal_autocheckpoint = 64; PRAGMA journal_size_limit = 65536;",
+    )
+    .map_err(|e| sqlite_fault("settings", e))?;
     Ok(conn)
 }
 
@@ -158,8 +202,9 @@ impl SqliteDb {
 
     /// A new, empty database in a fresh directory under `parent`.
     pub fn create_in(parent: &Path) -> Result<SqliteDb, BackendFault> {
+        SWEPT.call_once(|| sweep_dead(parent));
         let n = NEXT_DB.fetch_add(1, Ordering::Relaxed);
-        let dir = parent.join(format!("barista-sqlite-{}-{n}", std::process::id()));
+        let dir = parent.join(format!("{DIR_PREFIX}{}", std::process::id())).join(n.to_string());
         // A leftover of an earlier process that had the same pid: start empty.
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| BackendFault(format!("creating {}: {e}", dir.display())))?;
@@ -179,6 +224,7 @@ impl SqliteDb {
                 path,
                 anchor: Mutex::new(Some(anchor)),
                 down: AtomicBool::new(false),
+                removed: AtomicBool::new(false),
                 fuse: Mutex::new(None),
                 statements: AtomicU64::new(0),
                 links: Mutex::new(Vec::new()),
@@ -197,7 +243,7 @@ impl SqliteDb {
     pub fn set_down(&self, down: bool) {
         if down {
             self.shared.stop();
-        } else {
+        } else if !self.shared.removed.load(Ordering::SeqCst) {
             *lock(&self.shared.fuse) = None;
             self.shared.down.store(false, Ordering::SeqCst);
         }
@@ -207,6 +253,14 @@ impl SqliteDb {
     /// [`SqliteDb::set_down`]`(true)` does: a fault at an exact point, e.g. in the middle of a slot.
     pub fn go_down_after(&self, statements: u64) {
         *lock(&self.shared.fuse) = Some(statements);
+    }
+
+    /// Deletes the database now, as dropping the last `SqliteDb` would (a disk wipe), even if
+    /// clones of an `Arc<SqliteDb>` live on: for runners that never drop it (madsim keeps a
+    /// finished simulation's tasks). Every session and backend faults from then on, and
+    /// [`SqliteDb::dump`] fails.
+    pub fn remove(&self) {
+        self.shared.remove();
     }
 
     /// Whether the server is down.
@@ -323,6 +377,9 @@ impl SqliteBackend {
     fn connect_now(&self) -> Result<SqliteSession, BackendFault> {
         let shared = self.shared.upgrade().ok_or_else(wiped)?;
         let mut links = lock(&shared.links);
+        if shared.removed.load(Ordering::SeqCst) {
+            return Err(wiped());
+        }
         if shared.down.load(Ordering::SeqCst) {
             return Err(down());
         }
@@ -724,6 +781,40 @@ mod tests {
         assert!(!dir.exists());
         assert!(a.execute("SELECT 1", &[]).await.is_err());
         assert!(backend.connect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn remove_wipes_even_while_handles_live() {
+        let db = std::sync::Arc::new(db());
+        let kept = db.clone();
+        let backend = db.backend();
+        let mut a = backend.connect().await.expect("connect");
+        ok(&mut a, "CREATE TABLE t (id integer PRIMARY KEY)", &[]).await;
+        let dir = db.path().parent().expect("a directory").to_owned();
+        db.remove();
+        assert!(!dir.exists());
+        assert!(a.execute("SELECT 1", &[]).await.is_err());
+        db.set_down(false);
+        assert!(backend.connect().await.is_err(), "no resurrection as an empty database");
+        assert!(kept.dump().is_err());
+    }
+
+    #[test]
+    fn dead_processes_leftovers_are_swept() {
+        let parent = std::env::temp_dir().join(format!("barista-sweep-test-{}", std::process::id()));
+        // pid_max is at most 2^22 on Linux: no process has this pid.
+        let dead = parent.join(format!("{DIR_PREFIX}999999999"));
+        let old_layout = parent.join(format!("{DIR_PREFIX}999999998-3"));
+        let alive = parent.join(format!("{DIR_PREFIX}{}", std::process::id()));
+        for dir in [&dead, &old_layout, &alive] {
+            std::fs::create_dir_all(dir).expect("create dir");
+        }
+        sweep_dead(&parent);
+        let linux = Path::new("/proc/self").exists();
+        assert_eq!(dead.exists(), !linux);
+        assert_eq!(old_layout.exists(), !linux);
+        assert!(alive.exists());
+        let _ = std::fs::remove_dir_all(&parent);
     }
 
     #[tokio::test]
