@@ -33,6 +33,28 @@ pub fn run_seed(seed: u64) -> Result<run::Report, run::Failure> {
     run_seed_with(seed, None)
 }
 
+/// The command-line name of a planted bug.
+#[cfg(madsim)]
+pub fn planted_name(bug: barista_core::planted::Bug) -> &'static str {
+    use barista_core::planted::Bug;
+    match bug {
+        Bug::ReplyBeforePersist => "reply-before-persist",
+        Bug::SkipApUpdate => "skip-ap-update",
+        Bug::NoExactlyOnce => "no-exactly-once",
+        Bug::LeaderOverridesAccepted => "leader-overrides-accepted",
+    }
+}
+
+/// The planted bug with command-line name `name`.
+#[cfg(madsim)]
+pub fn planted_by_name(name: &str) -> Result<barista_core::planted::Bug, String> {
+    use barista_core::planted::Bug;
+    [Bug::ReplyBeforePersist, Bug::SkipApUpdate, Bug::NoExactlyOnce, Bug::LeaderOverridesAccepted]
+        .into_iter()
+        .find(|b| planted_name(*b) == name)
+        .ok_or_else(|| format!("unknown bug {name}"))
+}
+
 /// Like [`run_seed`], with `bug` planted (see [`barista_core::planted`]).
 #[cfg(madsim)]
 pub fn run_seed_with(seed: u64, bug: Option<barista_core::planted::Bug>) -> Result<run::Report, run::Failure> {

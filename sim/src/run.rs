@@ -73,9 +73,18 @@ fn client_addr(k: usize) -> SocketAddr {
 
 /// Runs the simulation described by `cfg` inside the current madsim runtime.
 pub async fn simulate(cfg: SimConfig) -> Result<Report, Failure> {
+    let mut cluster = SimCluster::start(&cfg);
+    let result = simulate_on(&cfg, &mut cluster).await;
+    // madsim keeps a finished run's tasks (and so the databases) alive: delete them explicitly.
+    for disk in &cluster.disks {
+        disk.db.remove();
+    }
+    result
+}
+
+async fn simulate_on(cfg: &SimConfig, cluster: &mut SimCluster) -> Result<Report, Failure> {
     let fail = |class, message: String| Failure { seed: cfg.seed, class, message };
     let started = Instant::now();
-    let mut cluster = SimCluster::start(&cfg);
     let addrs = cluster.service_addrs();
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0xfa17);
 
@@ -127,7 +136,7 @@ pub async fn simulate(cfg: SimConfig) -> Result<Report, Failure> {
         }
         if Instant::now() >= next_event {
             next_event = Instant::now() + rng.random_range(cfg.faults.event_every / 2..cfg.faults.event_every * 3 / 2);
-            fault_events += inject(&mut cluster, &mut rng, &mut clogged);
+            fault_events += inject(cluster, &mut rng, &mut clogged);
         }
     }
 
@@ -157,7 +166,7 @@ pub async fn simulate(cfg: SimConfig) -> Result<Report, Failure> {
     }
     let converge_deadline = Instant::now() + cfg.converge_within;
     let applied = loop {
-        if let Some(ap) = converged(&cluster) {
+        if let Some(ap) = converged(cluster) {
             break ap;
         }
         if Instant::now() > converge_deadline {

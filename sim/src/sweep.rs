@@ -1,11 +1,18 @@
 //! Running many seeds in parallel, keeping only the failures.
+//!
+//! Every seed runs in its own child process (`barista-sim run SEED --report`): madsim does not
+//! free a finished run's tasks, so thousands of runs in one process would pile up memory, and a
+//! run that aborts (a stack overflow, an abort in C code) takes down only its own process.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::run::Failure;
+use crate::planted_name;
+use crate::run::{Failure, FailureClass};
 
 /// What a sweep found.
 #[derive(Debug, Default)]
@@ -21,8 +28,10 @@ pub struct Summary {
 }
 
 /// How a sweep runs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
+    /// The `barista-sim` binary that runs one seed.
+    pub exe: PathBuf,
     /// Parallel runs.
     pub jobs: usize,
     /// A bug planted in every run (to prove the checkers catch it).
@@ -31,7 +40,42 @@ pub struct Options {
     pub stop_at_first_failure: bool,
 }
 
-/// Runs every seed in `seeds`, each in its own madsim runtime. `on_failure` is called as failures
+/// The last line a passing `run --report` prints.
+pub const REPORT_PREFIX: &str = "REPORT simulated_ms=";
+/// The line a failing `run --report` prints before the failure.
+pub const FAILURE_PREFIX: &str = "FAILURE class=";
+
+/// Runs one seed in a child process.
+fn run_child(options: &Options, seed: u64) -> Result<u64, Failure> {
+    let mut cmd = Command::new(&options.exe);
+    cmd.args(["run", &seed.to_string(), "--report"]);
+    if let Some(bug) = options.bug {
+        cmd.args(["--bug", planted_name(bug)]);
+    }
+    let output = match cmd.output() {
+        Ok(output) => output,
+        Err(e) => return Err(Failure { seed, class: FailureClass::Crash, message: format!("cannot start: {e}") }),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.success() {
+        let simulated_ms = stdout.lines().find_map(|l| l.strip_prefix(REPORT_PREFIX)?.parse().ok()).unwrap_or(0);
+        return Ok(simulated_ms);
+    }
+    let class = match stdout.lines().find_map(|l| l.strip_prefix(FAILURE_PREFIX)) {
+        Some("Safety") => FailureClass::Safety,
+        Some("Liveness") => FailureClass::Liveness,
+        _ => FailureClass::Crash,
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let message = format!(
+        "{}\n{}",
+        stdout.trim_end(),
+        stderr.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    );
+    Err(Failure { seed, class, message })
+}
+
+/// Runs every seed in `seeds`, `options.jobs` at a time. `on_failure` is called as failures
 /// happen (to log them), `on_progress` after each seed with the count done.
 pub fn sweep(
     seeds: Range<u64>,
@@ -45,23 +89,22 @@ pub fn sweep(
     let done = Arc::new(AtomicU64::new(0));
     let simulated_ms = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(Mutex::new(Vec::new()));
-    let on_failure = Arc::new(on_failure);
-    let on_progress = Arc::new(on_progress);
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (on_failure, on_progress, options) = (Arc::new(on_failure), Arc::new(on_progress), Arc::new(options));
     let workers: Vec<_> = (0..options.jobs.max(1))
         .map(|_| {
-            let (next, done, simulated_ms, failures) =
-                (next.clone(), done.clone(), simulated_ms.clone(), failures.clone());
-            let (on_failure, on_progress, stop) = (on_failure.clone(), on_progress.clone(), stop.clone());
+            let (next, done, simulated_ms, failures, stop) =
+                (next.clone(), done.clone(), simulated_ms.clone(), failures.clone(), stop.clone());
+            let (on_failure, on_progress, options) = (on_failure.clone(), on_progress.clone(), options.clone());
             std::thread::spawn(move || {
                 loop {
                     let seed = next.fetch_add(1, Ordering::Relaxed);
                     if seed >= end || stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    match crate::run_seed_with(seed, options.bug) {
-                        Ok(report) => {
-                            simulated_ms.fetch_add(report.simulated_ms, Ordering::Relaxed);
+                    match run_child(&options, seed) {
+                        Ok(ms) => {
+                            simulated_ms.fetch_add(ms, Ordering::Relaxed);
                         }
                         Err(failure) => {
                             on_failure(&failure);

@@ -7,8 +7,12 @@ use barista_sim::run::FailureClass;
 use barista_sim::sweep::{Options, sweep};
 
 fn caught(bug: Bug) -> (u64, FailureClass) {
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let options = Options { jobs, bug: Some(bug), stop_at_first_failure: true };
+    let options = Options {
+        exe: env!("CARGO_BIN_EXE_barista-sim").into(),
+        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        bug: Some(bug),
+        stop_at_first_failure: true,
+    };
     let summary = sweep(0..500, options, |_| {}, |_| {});
     let first = summary.failures.first().unwrap_or_else(|| panic!("{bug:?} survived {} seeds", summary.seeds));
     eprintln!(

@@ -8,13 +8,18 @@ use barista_sim::sweep::{Options, sweep};
 /// Seeds run by every `cargo test` of the simulation build.
 const FIXED_SEEDS: std::ops::Range<u64> = 0..200;
 
-fn jobs() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+fn options() -> Options {
+    Options {
+        exe: env!("CARGO_BIN_EXE_barista-sim").into(),
+        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        bug: None,
+        stop_at_first_failure: false,
+    }
 }
 
 #[test]
 fn fixed_seed_set_passes() {
-    let summary = sweep(FIXED_SEEDS, Options { jobs: jobs(), ..Options::default() }, |f| eprintln!("FAIL {f}"), |_| {});
+    let summary = sweep(FIXED_SEEDS, options(), |f| eprintln!("FAIL {f}"), |_| {});
     let report: Vec<String> = summary.failures.iter().map(ToString::to_string).collect();
     assert!(report.is_empty(), "{} of {} seeds failed:\n{}", report.len(), summary.seeds, report.join("\n\n"));
     eprintln!(

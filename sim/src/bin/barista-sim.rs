@@ -20,6 +20,7 @@ mod sweep {
 
     use barista_core::planted::Bug;
     use barista_sim::config::SimConfig;
+    use barista_sim::sweep::{FAILURE_PREFIX, REPORT_PREFIX};
     use clap::{Parser, Subcommand};
 
     #[derive(Parser)]
@@ -35,6 +36,12 @@ mod sweep {
         Run {
             /// The seed to run.
             seed: u64,
+            /// Plant a bug (see `sweep --bug`).
+            #[arg(long, value_parser = barista_sim::planted_by_name)]
+            bug: Option<Bug>,
+            /// Print machine-readable result lines (used by `sweep`).
+            #[arg(long)]
+            report: bool,
         },
         /// Run many seeds on all cores; write a log for each failing seed only.
         Sweep {
@@ -52,7 +59,7 @@ mod sweep {
             logs: PathBuf,
             /// Plant a bug in every run (reply-before-persist, skip-ap-update, no-exactly-once,
             /// leader-overrides-accepted) and stop at the first seed that catches it.
-            #[arg(long, value_parser = parse_bug)]
+            #[arg(long, value_parser = barista_sim::planted_by_name)]
             bug: Option<Bug>,
         },
     }
@@ -60,16 +67,26 @@ mod sweep {
     pub fn main() {
         let cli = Cli::parse();
         match cli.command {
-            Command::Run { seed } => {
-                tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+            Command::Run { seed, bug, report } => {
+                if !report {
+                    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+                }
                 println!("{}", SimConfig::from_seed(seed));
-                match barista_sim::run_seed(seed) {
-                    Ok(report) => println!(
-                        "ok: {} inserts, {} transfers, {} fault events, applied through slot {}, {} simulated ms",
-                        report.inserts, report.transfers, report.fault_events, report.applied, report.simulated_ms
-                    ),
+                match barista_sim::run_seed_with(seed, bug) {
+                    Ok(r) => {
+                        println!(
+                            "ok: {} inserts, {} transfers, {} fault events, applied through slot {}, {} simulated ms",
+                            r.inserts, r.transfers, r.fault_events, r.applied, r.simulated_ms
+                        );
+                        if report {
+                            println!("{REPORT_PREFIX}{}", r.simulated_ms);
+                        }
+                    }
                     Err(failure) => {
-                        eprintln!("{failure}");
+                        if report {
+                            println!("{FAILURE_PREFIX}{:?}", failure.class);
+                        }
+                        println!("{failure}");
                         std::process::exit(1);
                     }
                 }
@@ -78,20 +95,17 @@ mod sweep {
         }
     }
 
-    fn parse_bug(name: &str) -> Result<Bug, String> {
-        match name {
-            "reply-before-persist" => Ok(Bug::ReplyBeforePersist),
-            "skip-ap-update" => Ok(Bug::SkipApUpdate),
-            "no-exactly-once" => Ok(Bug::NoExactlyOnce),
-            "leader-overrides-accepted" => Ok(Bug::LeaderOverridesAccepted),
-            other => Err(format!("unknown bug {other}")),
-        }
-    }
-
     fn sweep(from: u64, seeds: u64, jobs: Option<usize>, logs: PathBuf, bug: Option<Bug>) {
         let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let started = Instant::now();
-        let options = barista_sim::sweep::Options { jobs, bug, stop_at_first_failure: bug.is_some() };
+        let exe = match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(e) => {
+                eprintln!("cannot find this program to run seeds with: {e}");
+                std::process::exit(2);
+            }
+        };
+        let options = barista_sim::sweep::Options { exe, jobs, bug, stop_at_first_failure: bug.is_some() };
         let summary = barista_sim::sweep::sweep(
             from..from + seeds,
             options,
