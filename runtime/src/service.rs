@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use crate::clock::Clock;
 use crate::command::{ClientCommand, ConnId, Op};
+use crate::determinism::{self, Refusal, TxnTimestamp};
 use crate::executor::Outcome;
 use crate::node::{Health, NodeHandle, SubmitError};
 
@@ -30,6 +31,10 @@ pub enum ServiceError {
     /// Too much work queued at this replica; back off.
     #[error("replica overloaded: {0}")]
     Overloaded(String),
+    /// The statement could leave the replicas with different data; it was not proposed and ran
+    /// nowhere. Retrying does not help: change the statement.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
 /// Settings of the service.
@@ -84,7 +89,9 @@ impl<C: Clock> Service<C> {
         if health != Health::Healthy {
             return Err(ServiceError::NotReady(format!("{health:?}")));
         }
-        let command = ClientCommand { conn, request_seq, timestamp_us: self.clock.now_us(), op };
+        let timestamp_us = self.clock.now_us();
+        refuse_nondeterminism(&op, timestamp_us)?;
+        let command = ClientCommand { conn, request_seq, timestamp_us, op };
         let attempt = async {
             loop {
                 match self.node.submit(command.clone()).await {
@@ -103,4 +110,22 @@ impl<C: Clock> Service<C> {
             ))),
         }
     }
+}
+
+/// Refuses, before anything enters the log, a statement the replicas could not all execute
+/// alike. The executor checks again (with the transaction's own timestamp) and rewrites time.
+fn refuse_nondeterminism(op: &Op, timestamp_us: i64) -> Result<(), Refusal> {
+    let statements = match op {
+        Op::Execute(stmt) => std::slice::from_ref(stmt),
+        Op::ExecuteBatch { statements, .. } => statements.as_slice(),
+        _ => return Ok(()),
+    };
+    let Ok(ts) = TxnTimestamp::from_unix_micros(timestamp_us) else {
+        return Err(Refusal {
+            construct: "this statement".into(),
+            advice: "the replica's clock is out of range".into(),
+            sqlstate: determinism::FEATURE_NOT_SUPPORTED,
+        });
+    };
+    statements.iter().try_for_each(|stmt| determinism::check(&stmt.sql, ts).map(|_| ()))
 }

@@ -56,7 +56,7 @@ mod walk;
 mod tests;
 
 pub use cases::{CASE_TIMESTAMP_US, CASES, Case, Expect, FIXTURE, policy_table_markdown};
-pub use refusal::Refusal;
+pub use refusal::{FEATURE_NOT_SUPPORTED, Refusal, SYNTAX_ERROR};
 pub use statement::StatementKind;
 pub use time::{PINNED_TIMESTAMP_SETTING, TimestampOutOfRange, TxnTimestamp, pin_timestamp_sql};
 
@@ -143,12 +143,9 @@ pub(crate) fn analyze_function_body(body: &str, depth: usize) -> Result<Vec<Edit
 }
 
 fn analyze(sql: &str, scope: Scope) -> Result<Analysis, Refusal> {
-    let raw = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize_with_location().map_err(|e| {
-        Refusal::new(
-            "a statement Barista could not parse",
-            format!("its SQL tokenizer failed ({e}); check quotes and comments"),
-        )
-    })?;
+    let raw = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| Refusal::unparsable(format!("its SQL tokenizer failed ({e}); check quotes and comments")))?;
     check_chain_length(&raw)?;
     let statements = match Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(raw.clone()).parse_statements()
     {

@@ -13,16 +13,29 @@ pub struct Refusal {
     pub construct: String,
     /// Why it cannot be replicated and what to do instead.
     pub advice: String,
+    /// The SQLSTATE a client gets: `42601` (syntax error) for a statement Barista could not
+    /// parse, `0A000` (feature not supported) for everything refused by the policy.
+    pub sqlstate: &'static str,
 }
+
+/// SQLSTATE of a refusal by the policy.
+pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+/// SQLSTATE of a statement that does not parse.
+pub const SYNTAX_ERROR: &str = "42601";
 
 impl Refusal {
     pub(crate) fn new(construct: impl Into<String>, advice: impl Into<String>) -> Self {
-        Self { construct: construct.into(), advice: advice.into() }
+        Self { construct: construct.into(), advice: advice.into(), sqlstate: FEATURE_NOT_SUPPORTED }
+    }
+
+    /// A statement that does not parse: reported as a syntax error, as PostgreSQL would.
+    pub(crate) fn unparsable(advice: impl Into<String>) -> Self {
+        Self { sqlstate: SYNTAX_ERROR, ..Self::new("a statement Barista could not parse", advice) }
     }
 
     /// The same refusal, located inside the body of the function `function`.
     pub(crate) fn in_function_body(self, function: &str) -> Self {
-        Self { construct: format!("{} in the body of function {function}", self.construct), advice: self.advice }
+        Self { construct: format!("{} in the body of function {function}", self.construct), ..self }
     }
 
     /// Barista's own text handling failed an internal consistency check. Refusing is safe (the

@@ -46,13 +46,10 @@ pub(crate) fn refusal(tokens: &[TokenWithSpan], parser_error: &str) -> Refusal {
         ("ALTER", "DATABASE") => {
             Refusal::new("ALTER DATABASE", "databases are created and configured on each replica, outside the log")
         }
-        _ => Refusal::new(
-            "a statement Barista could not parse",
-            format!(
-                "Barista checks every statement before replicating it and its SQL parser did not \
+        _ => Refusal::unparsable(format!(
+            "Barista checks every statement before replicating it and its SQL parser did not \
                  understand this one ({parser_error}). It may be valid PostgreSQL that the parser \
                  does not support yet; rephrase it, or ask for support to be added"
-            ),
-        ),
+        )),
     }
 }

@@ -25,6 +25,7 @@ use barista_core::{Slot, Value};
 use tracing::warn;
 
 use crate::command::{ClientCommand, ConnId, Op, Statement};
+use crate::determinism::{self, TxnTimestamp};
 use crate::sql::{BackendFault, ResultSet, SqlBackend, SqlError, SqlSession};
 use bookkeeping::SessionState;
 pub use outcome::Outcome;
@@ -79,8 +80,6 @@ pub struct Executor<B: SqlBackend> {
     pending_ap: Slot,
     /// Every slot up to here was executed (maybe not yet durable, inside an open transaction).
     executed: Slot,
-    /// The highest command timestamp seen, so time never goes backwards across leaders' clocks.
-    last_timestamp_us: i64,
     /// A fault interrupted `apply` or `recover`: the in-memory state may be half updated (or, after
     /// a failed `recover`, empty while AP is not), so `apply` refuses until `recover` succeeds.
     /// Without this, a caller that applied on after a failed `recover` would find every session
@@ -108,7 +107,6 @@ impl<B: SqlBackend> Executor<B> {
             durable_ap: 0,
             pending_ap: 0,
             executed: 0,
-            last_timestamp_us: i64::MIN,
             faulted: false,
             cursor: (0, 0),
             skip: 0,
@@ -253,8 +251,10 @@ impl<B: SqlBackend> Executor<B> {
         if policy::admit(self.open_txn, conn, &cmd.op) == Admission::Busy {
             return Ok(Outcome::Busy);
         }
-        let timestamp_us = cmd.timestamp_us.max(self.last_timestamp_us);
-        self.last_timestamp_us = timestamp_us;
+        // The proposer's clock, as recorded in the log: the same on every replica and in every
+        // replay. (Not clamped to be monotonic: a clamp would depend on what this replica saw
+        // before a restart, and replicas must agree.)
+        let timestamp_us = cmd.timestamp_us;
         match (&cmd.op, self.sessions.get(&conn).map(|s| s.state)) {
             (Op::Open, None) => {
                 self.sessions.insert(conn, Session { db: None, last: None, txn: Txn::None, state: SessionState::Open });
@@ -379,8 +379,26 @@ impl<B: SqlBackend> Executor<B> {
         timestamp_us: i64,
         stmt: &Statement,
     ) -> Result<Result<ResultSet, SqlError>, BackendFault> {
-        let _ = timestamp_us; // time functions are rewritten with it once the determinism policy lands
-        self.db(conn).await?.execute(&stmt.sql, &stmt.params).await
+        let checked = TxnTimestamp::from_unix_micros(timestamp_us)
+            .map_err(|e| SqlError { sqlstate: determinism::FEATURE_NOT_SUPPORTED.into(), message: e.to_string() })
+            .and_then(|ts| {
+                determinism::check(&stmt.sql, ts)
+                    .map_err(|r| SqlError { sqlstate: r.sqlstate.into(), message: r.to_string() })
+            });
+        match checked {
+            Ok(checked) => self.db(conn).await?.execute(checked.sql(&stmt.sql), &stmt.params).await,
+            // The service refuses before proposing; a refusal here is the same on every replica.
+            Err(refused) => Ok(Err(refused)),
+        }
+    }
+
+    /// Pins the transaction's timestamp for stored expressions that read it (column defaults,
+    /// views and function bodies rewritten by the determinism policy).
+    async fn pin_timestamp(&mut self, conn: ConnId, timestamp_us: i64) -> Result<(), BackendFault> {
+        let Ok(ts) = TxnTimestamp::from_unix_micros(timestamp_us) else {
+            return Ok(()); // statements refuse an out-of-range timestamp themselves
+        };
+        begin_or_fault(self.control(conn, &determinism::pin_timestamp_sql(ts)).await?)
     }
 
     async fn control(&mut self, conn: ConnId, sql: &str) -> Result<Result<ResultSet, SqlError>, BackendFault> {
@@ -436,6 +454,7 @@ impl<B: SqlBackend> Executor<B> {
         recorded: impl FnOnce(&[Result<ResultSet, SqlError>]) -> Outcome,
     ) -> Result<Vec<Result<ResultSet, SqlError>>, BackendFault> {
         begin_or_fault(self.control(conn, "BEGIN").await?)?;
+        self.pin_timestamp(conn, timestamp_us).await?;
         let mut results = Vec::with_capacity(statements.len());
         for stmt in statements {
             let result = self.statement(conn, timestamp_us, stmt).await?;
@@ -540,6 +559,7 @@ impl<B: SqlBackend> Executor<B> {
             Txn::None => {}
         }
         begin_or_fault(self.control(conn, "BEGIN").await?)?;
+        self.pin_timestamp(conn, timestamp_us).await?;
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.txn = Txn::Open { timestamp_us, failed: false };
         }

@@ -173,6 +173,29 @@ fn sqlite_fault(context: &str, e: rusqlite::Error) -> BackendFault {
 }
 
 /// Opens a connection with the settings every connection needs.
+/// PostgreSQL's `set_config(name, value, is_local)` and `current_setting(name)`, which the
+/// executor uses to pin each transaction's timestamp. Settings live per connection here, and the
+/// transaction-local flag is not modelled: the executor pins again at every transaction start.
+fn settings_functions(conn: &Connection) -> Result<(), BackendFault> {
+    use rusqlite::functions::FunctionFlags;
+    let settings = Arc::new(Mutex::new(BTreeMap::<String, String>::new()));
+    let set = settings.clone();
+    conn.create_scalar_function("set_config", 3, FunctionFlags::SQLITE_UTF8, move |ctx| {
+        let (name, value): (String, String) = (ctx.get(0)?, ctx.get(1)?);
+        lock(&set).insert(name, value.clone());
+        Ok(value)
+    })
+    .map_err(|e| sqlite_fault("set_config", e))?;
+    conn.create_scalar_function("current_setting", 1, FunctionFlags::SQLITE_UTF8, move |ctx| {
+        let name: String = ctx.get(0)?;
+        lock(&settings).get(&name).cloned().ok_or_else(|| {
+            rusqlite::Error::UserFunctionError(format!("unrecognized configuration parameter \"{name}\"").into())
+        })
+    })
+    .map_err(|e| sqlite_fault("current_setting", e))?;
+    Ok(())
+}
+
 fn open(path: &Path, flags: OpenFlags) -> Result<Connection, BackendFault> {
     let conn = Connection::open_with_flags(path, flags).map_err(|e| sqlite_fault("open", e))?;
     // rusqlite waits up to 5 s on a lock by default, sleeping the thread: in the simulation that
@@ -186,6 +209,7 @@ fn open(path: &Path, flags: OpenFlags) -> Result<Connection, BackendFault> {
          PRAGMA wal_autocheckpoint = 64; PRAGMA journal_size_limit = 65536;",
     )
     .map_err(|e| sqlite_fault("settings", e))?;
+    settings_functions(&conn)?;
     Ok(conn)
 }
 
@@ -523,7 +547,9 @@ fn statement(
 
 /// Prepares, binds `$1..$n`, and runs one statement.
 fn run(conn: &Connection, sql: &str, params: &[SqlValue]) -> Result<Result<ResultSet, SqlError>, BackendFault> {
-    let mut stmt = match conn.prepare(sql) {
+    // PostgreSQL resolves `pg_catalog.f` and `f` alike; SQLite has no schema-qualified functions.
+    let sql = sql.replace("pg_catalog.", "");
+    let mut stmt = match conn.prepare(&sql) {
         Ok(stmt) => stmt,
         Err(e) => return classify(e),
     };
