@@ -18,7 +18,9 @@
 //! - `testkit` (cargo feature `testkit`): the SQLite stand-in for PostgreSQL, the `SqlBackend`
 //!   conformance suite, and helpers that build log slots, for the simulation and for tests.
 //!
-//! Still to come (issue 4): the ZooKeeper and PostgreSQL adapters.
+//! - [`zookeeper`] (normal build only): the production `AcceptorStore`, acceptor state in ZooKeeper.
+//!
+//! Still to come (issue 4): the PostgreSQL adapter.
 
 /// True if the named [`barista_core::planted::Bug`] is planted; always false outside the
 /// simulation build, where the switch does not exist.
@@ -47,3 +49,6 @@ pub mod tcp;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod transport;
+// zookeeper-client spawns real tokio tasks, which fail inside the simulation.
+#[cfg(not(madsim))]
+pub mod zookeeper;
