@@ -14,6 +14,11 @@ fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# The system packages the integration tests start servers from (PostgreSQL, ZooKeeper, ...):
+# silent when all are present, installs what is missing when run as root, fails saying what is
+# missing otherwise. Before the cargo steps, so a missing package is reported as such.
+scripts/setup.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

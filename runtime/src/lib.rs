@@ -20,7 +20,7 @@
 //!
 //! - [`zookeeper`] (normal build only): the production `AcceptorStore`, acceptor state in ZooKeeper.
 //!
-//! Still to come (issue 4): the PostgreSQL adapter.
+//! - [`postgres`] (normal build only): the production `SqlBackend`, a replica's PostgreSQL.
 
 /// True if the named [`barista_core::planted::Bug`] is planted; always false outside the
 /// simulation build, where the switch does not exist.
@@ -52,3 +52,6 @@ pub mod transport;
 // zookeeper-client spawns real tokio tasks, which fail inside the simulation.
 #[cfg(not(madsim))]
 pub mod zookeeper;
+// tokio-postgres needs real tokio; the simulation uses the SQLite stand-in.
+#[cfg(not(madsim))]
+pub mod postgres;

@@ -1,0 +1,463 @@
+//! The production [`SqlBackend`]: a replica's PostgreSQL, through `tokio-postgres`.
+//!
+//! Normal build only: `tokio-postgres` needs real tokio, so the simulation uses the SQLite
+//! stand-in (`testkit::sqlite`) instead.
+//!
+//! # Connections
+//! [`PgBackend::connect`] opens one connection per session and runs its connection task on the
+//! tokio runtime. Dropping the [`PgSession`] aborts that task, which closes the socket, and
+//! PostgreSQL rolls back whatever transaction the session had open: the executor relies on this
+//! after a fault or a crash. A session that reported a [`BackendFault`], or whose statement was
+//! abandoned (its future dropped before it finished), is closed at once and refuses every later
+//! statement: its transaction state is unknown, and the executor drops it and replays the slot on
+//! a new one.
+//!
+//! Every connection pins the settings that change how values are written or read, or that would
+//! make a statement fail on one replica only (see [`PINNED_SETTINGS`]), so that they do not depend
+//! on each server's `postgresql.conf`. `options` in the connection string are applied after them,
+//! so an operator can override one, identically on every replica. PostgreSQL 14 or later
+//! (`idle_session_timeout`). A server in recovery (a standby) is refused at connect: it would fail
+//! every write on this replica only.
+//!
+//! # Statements
+//! - Transaction control without parameters (`BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, ... with
+//!   no `;` anywhere, so the text is one statement) goes through the simple query protocol: one
+//!   round trip.
+//! - Everything else is prepared first (one round trip: Parse, Describe), which gives the types
+//!   the server inferred for the parameters and the result columns. Parameters are then
+//!   converted to those types (see `values`), and a wrong parameter count is the statement's
+//!   error (SQLSTATE 08P01 with PostgreSQL's own wording, as the server would answer a Bind with
+//!   the wrong count), caught before anything is sent.
+//! - Results: `tokio-postgres` always asks for binary results. When every result column is of a
+//!   type read exactly from binary (`int*`, `float*`, `bool`, `bytea`, text types, `json`,
+//!   `jsonb`, `uuid`, `numeric`, enums), the prepared statement is executed in binary: one more
+//!   round trip. Otherwise (timestamps, dates, intervals, arrays, records, ...) the statement
+//!   is run through the simple query protocol, whose results are PostgreSQL's own text output for
+//!   every type: the statement itself when it has no parameters (Parse accepted it, so it is one
+//!   statement), else `PREPARE` / `EXECUTE` with the parameters as literals / `DEALLOCATE` in one
+//!   message. The cost of that path: the server parses and plans the statement twice. Values are
+//!   the same on both paths: a literal is read by the same input function as a text-format
+//!   parameter.
+//! - `rows_affected` is the count of the command tag: rows inserted, updated or deleted, rows
+//!   returned by a query, 0 for DDL.
+//!
+//! No prepared statement outlives its call: a statement cached across calls fails with
+//! "cached plan must not change result type" after DDL on one replica but not on a replica that
+//! restarted with an empty cache, which would make a statement's result depend on history.
+//!
+//! Which server errors are statement errors and which are faults: see `errors` and
+//! [`is_replica_fault`].
+
+mod errors;
+mod values;
+
+use std::pin::pin;
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use tokio::task::JoinHandle;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use tracing::debug;
+
+pub use errors::is_replica_fault;
+
+use crate::sql::{BackendFault, Column, ResultSet, SqlBackend, SqlError, SqlSession, SqlValue};
+
+/// Settings every connection sets at startup, and why:
+/// - `DateStyle`, `IntervalStyle`, `TimeZone`, `extra_float_digits`, `bytea_output`, `lc_monetary`,
+///   `lc_numeric`, `lc_time`: how values are written as text, and how some text is read (`DateStyle`
+///   decides what `'01/02/2024'` means). Text that differs between replicas becomes different
+///   stored data (`now()::date`, `x::text` into a column, `to_char`). `TimeZone` is UTC rather
+///   than each server's `initdb`-time zone; `extra_float_digits = 1` makes float text exact;
+/// - `standard_conforming_strings`: whether a backslash in a string literal is an escape, i.e.
+///   what a statement stores;
+/// - `statement_timeout`, `lock_timeout`, `idle_in_transaction_session_timeout`,
+///   `idle_session_timeout`: timers that would cancel a statement or end a session on one replica
+///   (a client's transaction may stay open and idle; Barista aborts it through the log);
+/// - `default_transaction_read_only`: a server configured read-only would fail every write on
+///   that replica only.
+pub const PINNED_SETTINGS: [(&str, &str); 14] = [
+    ("DateStyle", "ISO,MDY"),
+    ("IntervalStyle", "postgres"),
+    ("TimeZone", "UTC"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
+    ("lc_monetary", "C"),
+    ("lc_numeric", "C"),
+    ("lc_time", "C"),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("lock_timeout", "0"),
+    ("idle_in_transaction_session_timeout", "0"),
+    ("idle_session_timeout", "0"),
+    ("default_transaction_read_only", "off"),
+];
+
+/// How long `connect` waits for a server that does not answer, unless the connection string says.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP keepalive, unless the connection string says: a server that vanished without closing the
+/// connection (a partition, a dead host) is noticed in about half a minute, not two hours.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_RETRIES: u32 = 3;
+/// `tokio-postgres`'s own default idle time, to tell whether the connection string set one.
+const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// The SQL-level prepared statement of the text-result path (one per connection, never shared).
+const TEXT_STATEMENT: &str = "barista_text_result";
+
+/// A connection string that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PgConfigError {
+    /// It does not parse (`key=value` pairs or a `postgresql://` URL).
+    #[error("invalid PostgreSQL connection string: {0}")]
+    Invalid(#[source] tokio_postgres::Error),
+    /// It names no host (`host=...`: an address, or a directory holding the Unix socket).
+    #[error("the PostgreSQL connection string names no host")]
+    NoHost,
+}
+
+/// A replica's PostgreSQL database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct PgBackend {
+    config: Config,
+}
+
+impl PgBackend {
+    /// A backend for `connection_string` (libpq style, `host=... port=... user=... dbname=...`,
+    /// or a `postgresql://` URL). Nothing is connected yet. TLS is not supported.
+    pub fn new(connection_string: &str) -> Result<PgBackend, PgConfigError> {
+        let config = Config::from_str(connection_string).map_err(PgConfigError::Invalid)?;
+        if config.get_hosts().is_empty() {
+            return Err(PgConfigError::NoHost);
+        }
+        Ok(PgBackend::from_config(config))
+    }
+
+    /// A backend for an already built configuration; adds Barista's settings as
+    /// [`PgBackend::new`] does.
+    pub fn from_config(mut config: Config) -> PgBackend {
+        let mut options: String =
+            PINNED_SETTINGS.iter().map(|(name, value)| format!("-c {name}={value}")).collect::<Vec<_>>().join(" ");
+        if let Some(theirs) = config.get_options() {
+            options.push(' ');
+            options.push_str(theirs);
+        }
+        config.options(&options);
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_keepalives_idle() == DEFAULT_KEEPALIVE_IDLE {
+            config.keepalives_idle(KEEPALIVE_IDLE);
+            config.keepalives_interval(KEEPALIVE_INTERVAL);
+            config.keepalives_retries(KEEPALIVE_RETRIES);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("barista");
+        }
+        PgBackend { config }
+    }
+
+    async fn connect_now(&self) -> Result<PgSession, BackendFault> {
+        let (client, connection) =
+            self.config.connect(NoTls).await.map_err(|e| BackendFault(format!("connecting to PostgreSQL: {e}")))?;
+        let connection = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                debug!("PostgreSQL connection ended: {e}");
+            }
+        });
+        // From here on, dropping the session closes the connection.
+        let session = PgSession { client, connection, broken: None, text_statement_left: false };
+        let recovery = session.client.simple_query("SELECT pg_catalog.pg_is_in_recovery()").await;
+        match recovery.as_deref().map(first_value) {
+            Ok(Some("f")) => Ok(session),
+            Ok(Some("t")) => Err(BackendFault("PostgreSQL is in recovery (a standby): it cannot take writes".into())),
+            Ok(other) => Err(BackendFault(format!("pg_is_in_recovery() returned {other:?}"))),
+            Err(e) => Err(BackendFault(format!("checking the new PostgreSQL connection: {e}"))),
+        }
+    }
+}
+
+/// The first column of the first row of a simple query's answer.
+fn first_value(messages: &[SimpleQueryMessage]) -> Option<&str> {
+    messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(row) => row.get(0),
+        _ => None,
+    })
+}
+
+impl SqlBackend for PgBackend {
+    type Session = PgSession;
+
+    fn connect(&self) -> impl Future<Output = Result<PgSession, BackendFault>> + Send {
+        self.connect_now()
+    }
+}
+
+/// One connection to a replica's PostgreSQL. Dropping it closes the connection, which rolls back
+/// its open transaction.
+pub struct PgSession {
+    client: Client,
+    /// The task that drives the connection; aborting it closes the socket.
+    connection: JoinHandle<()>,
+    /// The fault that made this session unusable.
+    broken: Option<BackendFault>,
+    /// [`TEXT_STATEMENT`] exists on the server: an `EXECUTE` failed before its `DEALLOCATE` ran.
+    text_statement_left: bool,
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+type StatementResult = Result<Result<ResultSet, SqlError>, BackendFault>;
+
+/// Closes the session if a statement's future is dropped before it finished (the caller gave up
+/// on it): the statement may still run, or have run, on the server, and nobody knows its outcome.
+struct InFlight<'a> {
+    session: &'a mut PgSession,
+    finished: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.session.close(BackendFault("a statement was abandoned before it finished".into()));
+        }
+    }
+}
+
+/// A client error as the statement's result, or as a fault.
+fn failed(error: &tokio_postgres::Error) -> StatementResult {
+    errors::classify(error).map(Err)
+}
+
+impl SqlSession for PgSession {
+    fn execute(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = StatementResult> + Send {
+        self.run(sql, params)
+    }
+}
+
+impl PgSession {
+    async fn run(&mut self, sql: &str, params: &[SqlValue]) -> StatementResult {
+        if let Some(fault) = &self.broken {
+            return Err(BackendFault(format!("session closed after an earlier fault ({})", fault.0)));
+        }
+        let mut in_flight = InFlight { session: self, finished: false };
+        let result = in_flight.session.statement(sql, params).await;
+        in_flight.finished = true;
+        if let Err(fault) = &result {
+            in_flight.session.close(fault.clone());
+        }
+        result
+    }
+
+    /// Marks the session unusable and closes its connection, so PostgreSQL rolls back its
+    /// transaction: after a fault, or a statement whose outcome nobody saw, its state is unknown.
+    fn close(&mut self, why: BackendFault) {
+        self.broken = Some(why);
+        self.connection.abort();
+    }
+
+    async fn statement(&mut self, sql: &str, params: &[SqlValue]) -> StatementResult {
+        // The protocol cannot carry a NUL (the client library would fail to encode it, which
+        // would look like a fault); PostgreSQL could not store one either.
+        if sql.contains('\0') {
+            return Ok(Err(values::nul_error()));
+        }
+        if first_word(sql).eq_ignore_ascii_case("COPY") {
+            // The copy sub-protocol has no place in a replicated statement (the determinism policy
+            // refuses COPY too); without this check it would be an unexpected message: a fault.
+            return Ok(Err(SqlError {
+                sqlstate: "0A000".into(),
+                message: "COPY is not supported by Barista's PostgreSQL backend".into(),
+            }));
+        }
+        if params.is_empty() && is_transaction_control(sql) {
+            return match self.client.simple_query(sql).await {
+                Ok(_) => Ok(Ok(ResultSet::default())),
+                Err(e) => failed(&e),
+            };
+        }
+        let prepared = match self.client.prepare(sql).await {
+            Ok(prepared) => prepared,
+            Err(e) => return failed(&e),
+        };
+        if prepared.params().len() != params.len() {
+            return Ok(Err(SqlError {
+                sqlstate: "08P01".into(),
+                message: format!(
+                    "bind message supplies {} parameters, but prepared statement \"\" requires {}",
+                    params.len(),
+                    prepared.params().len()
+                ),
+            }));
+        }
+        let bound = match values::bind(params, prepared.params()) {
+            Ok(bound) => bound,
+            Err(e) => return Ok(Err(e)),
+        };
+        let types: Vec<Type> = prepared.columns().iter().map(|c| c.type_().clone()).collect();
+        let columns: Vec<Column> = prepared
+            .columns()
+            .iter()
+            .map(|c| Column { name: c.name().to_owned(), type_name: c.type_().name().to_owned() })
+            .collect();
+        if !types.iter().all(values::binary_readable) {
+            drop(prepared);
+            return self.text_results(sql, params, columns, &types).await;
+        }
+        let stream = match self.client.query_raw(&prepared, bound.iter().map(|p| p as &dyn ToSql)).await {
+            Ok(stream) => stream,
+            Err(e) => return failed(&e),
+        };
+        let mut stream = pin!(stream);
+        let mut rows = Vec::new();
+        loop {
+            match stream.as_mut().try_next().await {
+                Ok(Some(row)) => {
+                    let mut values = Vec::with_capacity(types.len());
+                    for (i, ty) in types.iter().enumerate() {
+                        let raw = row
+                            .try_get::<_, values::Raw<'_>>(i)
+                            .map_err(|e| BackendFault(format!("reading column {i}: {e}")))?;
+                        values.push(values::from_binary(ty, raw.0)?);
+                    }
+                    rows.push(values);
+                }
+                Ok(None) => break,
+                Err(e) => return failed(&e),
+            }
+        }
+        let rows_affected = stream.rows_affected().unwrap_or(0);
+        Ok(Ok(ResultSet { columns, rows, rows_affected }))
+    }
+
+    /// Runs a statement (that Parse accepted: one statement) through the simple query protocol,
+    /// whose results are text for every type, and reads them with the prepared column types.
+    async fn text_results(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+        columns: Vec<Column>,
+        types: &[Type],
+    ) -> StatementResult {
+        // The statements sent, in order; `Some(exists)`: whether TEXT_STATEMENT exists after it.
+        let mut steps: Vec<Option<bool>> = Vec::new();
+        let query = if params.is_empty() {
+            steps.push(None);
+            sql.to_owned()
+        } else {
+            let mut literals = Vec::with_capacity(params.len());
+            for param in params {
+                match values::literal(param) {
+                    Some(literal) => literals.push(literal),
+                    None => return Ok(Err(values::nul_error())),
+                }
+            }
+            let mut query = String::new();
+            if self.text_statement_left {
+                query.push_str(&format!("DEALLOCATE {TEXT_STATEMENT};\n"));
+                steps.push(Some(false));
+            }
+            // Newlines end a trailing `--` comment of the statement before the next one starts.
+            query.push_str(&format!("PREPARE {TEXT_STATEMENT} AS {sql}\n;\n"));
+            query.push_str(&format!("EXECUTE {TEXT_STATEMENT} ({});\n", literals.join(", ")));
+            query.push_str(&format!("DEALLOCATE {TEXT_STATEMENT}"));
+            steps.extend([Some(true), None, Some(false)]);
+            query
+        };
+        let stream = match self.client.simple_query_raw(&query).await {
+            Ok(stream) => stream,
+            Err(e) => return failed(&e),
+        };
+        let mut stream = pin!(stream);
+        let mut rows = Vec::new();
+        let mut rows_affected = None;
+        let mut completed = 0;
+        let mut described = false;
+        let outcome = loop {
+            match stream.as_mut().try_next().await {
+                Ok(Some(SimpleQueryMessage::RowDescription(_))) => described = true,
+                Ok(Some(SimpleQueryMessage::Row(row))) => {
+                    let mut values = Vec::with_capacity(types.len());
+                    for (i, ty) in types.iter().enumerate() {
+                        let text = row.try_get(i).map_err(|e| BackendFault(format!("reading text column {i}: {e}")))?;
+                        values.push(values::from_text(ty, text)?);
+                    }
+                    rows.push(values);
+                }
+                Ok(Some(SimpleQueryMessage::CommandComplete(n))) => {
+                    if let Some(Some(exists)) = steps.get(completed) {
+                        self.text_statement_left = *exists;
+                    }
+                    completed += 1;
+                    if described && rows_affected.is_none() {
+                        rows_affected = Some(n);
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = outcome {
+            return failed(&e);
+        }
+        Ok(Ok(ResultSet { columns, rows, rows_affected: rows_affected.unwrap_or(0) }))
+    }
+}
+
+/// The first word of a statement (letters only), after leading white space.
+fn first_word(sql: &str) -> &str {
+    let sql = sql.trim_start();
+    let end = sql.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(sql.len());
+    &sql[..end]
+}
+
+/// Transaction control that is certainly one statement: it starts with a transaction keyword
+/// and has no `;` anywhere (not even quoted: such text takes the prepared path, which is as
+/// correct, just one round trip slower).
+fn is_transaction_control(sql: &str) -> bool {
+    const CONTROL: [&str; 9] =
+        ["BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "PREPARE"];
+    let word = first_word(sql);
+    !sql.contains(';')
+        && CONTROL.iter().any(|c| word.eq_ignore_ascii_case(c))
+        // PREPARE TRANSACTION is transaction control; PREPARE name AS ... is not.
+        && (!word.eq_ignore_ascii_case("PREPARE") || sql.split_whitespace().nth(1).is_some_and(|w| w.eq_ignore_ascii_case("TRANSACTION")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_control_is_recognised_conservatively() {
+        for sql in ["BEGIN", "  commit", "ROLLBACK", "ROLLBACK TO SAVEPOINT a", "SAVEPOINT a", "START TRANSACTION"] {
+            assert!(is_transaction_control(sql), "{sql}");
+        }
+        for sql in ["BEGIN; DROP TABLE t", "COMMIT;", "SELECT 1", "PREPARE p AS SELECT 1", "/* x */ BEGIN", "BEGINX"] {
+            assert!(!is_transaction_control(sql), "{sql}");
+        }
+        assert!(is_transaction_control("PREPARE TRANSACTION 'x'"));
+    }
+
+    #[test]
+    fn options_put_pinned_settings_first() {
+        let backend = PgBackend::new("host=127.0.0.1 user=postgres options='-c TimeZone=Europe/Berlin'")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let options = backend.config.get_options().unwrap_or_default();
+        assert!(options.starts_with("-c DateStyle=ISO,MDY "), "{options}");
+        assert!(options.ends_with(" -c TimeZone=Europe/Berlin"), "{options}");
+        assert_eq!(backend.config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(backend.config.get_application_name(), Some("barista"));
+        assert!(matches!(PgBackend::new("host=127.0.0.1 port=notaport"), Err(PgConfigError::Invalid(_))));
+        assert!(matches!(PgBackend::new("user=postgres"), Err(PgConfigError::NoHost)));
+    }
+}
