@@ -34,7 +34,7 @@ impl Ready {
 }
 
 /// Changes to the durable acceptor state, written as one atomic batch.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Persist {
     /// The new onward promise, if it changed.
     pub promise: Option<Promise>,

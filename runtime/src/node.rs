@@ -43,6 +43,22 @@ pub struct NodeConfig {
     pub idle_txn_timeout: Duration,
     /// Most client requests queued for the loop.
     pub request_queue: usize,
+    /// Called with every slot this replica applies (the simulation checks that all replicas
+    /// apply the same value in every slot).
+    pub on_apply: Option<ApplyHook>,
+}
+
+/// A callback for every applied slot: `(slot, value)`.
+#[derive(Clone)]
+pub struct ApplyHook(pub std::sync::Arc<ApplyFn>);
+
+/// The function behind an [`ApplyHook`].
+pub type ApplyFn = dyn Fn(Slot, &barista_core::Value) + Send + Sync;
+
+impl std::fmt::Debug for ApplyHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApplyHook")
+    }
 }
 
 impl NodeConfig {
@@ -54,6 +70,7 @@ impl NodeConfig {
             retry: Duration::from_millis(100),
             idle_txn_timeout: Duration::from_secs(30),
             request_queue: 10_000,
+            on_apply: None,
         }
     }
 }
@@ -158,7 +175,9 @@ struct IdleTxn {
     conn: ConnId,
     last_request: u64,
     since: Instant,
-    abort_proposed: bool,
+    /// When this node last proposed the abort. It proposes again after another timeout: the
+    /// proposal can be lost with a leader, and nothing else would ever end the transaction.
+    proposed_at: Option<Instant>,
 }
 
 /// One replica's event loop. Built by [`Node::start`].
@@ -286,6 +305,9 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             };
             match self.executor.apply(slot, &value).await {
                 Ok(applied) => {
+                    if let Some(hook) = &self.cfg.on_apply {
+                        (hook.0)(slot, &value);
+                    }
                     if matches!(self.health, Health::DatabaseUnavailable { .. }) {
                         info!(slot, "database back; applying again");
                         self.health = Health::Healthy;
@@ -310,17 +332,23 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
 
     fn answer(&mut self, applied: Vec<Applied>) {
         for Applied { conn, request_seq, outcome } in applied {
-            if Some(conn) == self.executor.open_transaction() && request_seq != 0 {
-                self.idle =
-                    Some(IdleTxn { conn, last_request: request_seq, since: Instant::now(), abort_proposed: false });
-            }
             for reply in self.waiters.remove(&(conn, request_seq)).into_iter().flatten() {
                 let _ = reply.send(Ok(outcome.clone())); // the client may have given up
             }
         }
-        if self.executor.open_transaction().is_none() {
-            self.idle = None;
-        }
+        // Time the open transaction from its last real progress, as the executor sees it: a late
+        // duplicate of an older request is answered "stale" and is no progress, and an abort
+        // must name the request the executor will compare against.
+        self.idle = match (self.executor.open_transaction(), self.idle.take()) {
+            (None, _) => None,
+            (Some(conn), idle) => {
+                let last_request = self.executor.last_request(conn).unwrap_or(0);
+                match idle {
+                    Some(idle) if idle.conn == conn && idle.last_request == last_request => Some(idle),
+                    _ => Some(IdleTxn { conn, last_request, since: Instant::now(), proposed_at: None }),
+                }
+            }
+        };
     }
 
     /// Proposes rolling back an open transaction that has been idle too long. The leader does it
@@ -328,10 +356,12 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
     fn check_idle_txn(&mut self) {
         let may_propose = matches!(self.replica.status().role, RoleKind::Leader | RoleKind::Proposer);
         let Some(idle) = self.idle.as_mut() else { return };
-        if !may_propose || idle.abort_proposed || idle.since.elapsed() < self.cfg.idle_txn_timeout {
+        let timeout = self.cfg.idle_txn_timeout;
+        let due = idle.since.elapsed() >= timeout && idle.proposed_at.is_none_or(|at| at.elapsed() >= timeout);
+        if !may_propose || !due {
             return;
         }
-        idle.abort_proposed = true;
+        idle.proposed_at = Some(Instant::now());
         let command = ClientCommand {
             conn: idle.conn,
             request_seq: 0,
@@ -341,7 +371,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         warn!(conn = %idle.conn, "transaction idle for {:?}: rolling it back", self.cfg.idle_txn_timeout);
         if let Err(e) = self.replica.propose(Bytes::from(command.encode())) {
             warn!("could not propose the idle abort: {e}");
-            idle.abort_proposed = false;
+            idle.proposed_at = None;
         }
     }
 

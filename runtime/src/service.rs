@@ -94,6 +94,11 @@ impl<C: Clock> Service<C> {
         let command = ClientCommand { conn, request_seq, timestamp_us, op };
         let attempt = async {
             loop {
+                // Leader-side admission, in the service of every replica: while another session
+                // holds the open transaction, wait here rather than fill the log with commands
+                // the executor would only answer `Busy`. (The executor's rule is what makes this
+                // safe; this view may be slightly stale, which costs one `Busy` at most.)
+                let _ = self.node.wait_for(|s| s.open_txn.is_none_or(|owner| owner == conn)).await;
                 match self.node.submit(command.clone()).await {
                     Ok(Outcome::Busy) => tokio::time::sleep(self.cfg.busy_retry).await,
                     Ok(outcome) => return Ok(outcome),

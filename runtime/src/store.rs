@@ -107,14 +107,12 @@ impl MemStore {
     }
 }
 
-impl AcceptorStore for MemStore {
-    async fn load(&mut self) -> Result<AcceptorState, StoreError> {
-        let disk = self.lock();
-        MemStore::check_up(&disk)?;
-        Ok(disk.state.clone())
-    }
-
-    async fn persist(&mut self, batch: &Persist) -> Result<(), StoreError> {
+impl MemStore {
+    /// Like [`AcceptorStore::persist`], but the write lands only if `admit()` says so, checked
+    /// atomically with the write itself, after the latency: a store that serves several clients
+    /// (the simulation's ZooKeeper) uses it to refuse a write from a fenced-off client. Returns
+    /// whether the write landed.
+    pub async fn persist_if(&self, batch: &Persist, admit: impl FnOnce() -> bool) -> Result<bool, StoreError> {
         let (tripped, latency) = {
             let mut disk = self.lock();
             let tripped = std::mem::take(&mut disk.tripwire);
@@ -129,8 +127,23 @@ impl AcceptorStore for MemStore {
         }
         let mut disk = self.lock();
         MemStore::check_up(&disk)?;
+        if !admit() {
+            return Ok(false);
+        }
         disk.state.apply(batch);
-        Ok(())
+        Ok(true)
+    }
+}
+
+impl AcceptorStore for MemStore {
+    async fn load(&mut self) -> Result<AcceptorState, StoreError> {
+        let disk = self.lock();
+        MemStore::check_up(&disk)?;
+        Ok(disk.state.clone())
+    }
+
+    async fn persist(&mut self, batch: &Persist) -> Result<(), StoreError> {
+        self.persist_if(batch, || true).await.map(|_| ())
     }
 }
 

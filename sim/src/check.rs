@@ -13,9 +13,10 @@ use barista_runtime::testkit::sqlite::SqliteDb;
 use crate::workload::{ACCOUNTS, OPENING_BALANCE};
 
 /// The tables compared across replicas, each in a canonical order.
-const CANONICAL: [&str; 4] = [
+const CANONICAL: [&str; 5] = [
     "SELECT id, client FROM ins ORDER BY id",
     "SELECT id, balance FROM accounts ORDER BY id",
+    "SELECT k, v FROM reg ORDER BY k",
     "SELECT lastseqnum FROM sqlpaxoslog",
     "SELECT conn, request_seq, state FROM barista_sessions ORDER BY conn",
 ];

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use barista_core::Config;
 use barista_runtime::clock::SystemClock;
-use barista_runtime::node::{Node, NodeConfig, NodeHandle, NodeStatus};
+use barista_runtime::node::{ApplyHook, Node, NodeConfig, NodeHandle, NodeStatus};
 use barista_runtime::service::{Service, ServiceConfig};
 use barista_runtime::store::MemStore;
 use barista_runtime::tcp::{TcpConfig, TcpTransport};
@@ -18,14 +18,18 @@ use madsim::runtime::Handle;
 use tokio::net::TcpListener;
 use tracing::warn;
 
+use crate::applied::AppliedLog;
 use crate::config::SimConfig;
 use crate::faulty::FaultyTransport;
 use crate::rpc;
+use crate::zk;
 
 /// Port replicas talk to each other on.
 const PEER_PORT: u16 = 7000;
 /// Port the client service listens on.
 const SERVICE_PORT: u16 = 7001;
+/// Port a replica talks to the ZooKeeper stand-in from.
+const STORE_PORT: u16 = 7002;
 
 /// The address of replica `i` on `port`.
 pub fn replica_addr(i: usize, port: u16) -> SocketAddr {
@@ -59,6 +63,12 @@ pub struct SimCluster {
     handles: Arc<Mutex<Vec<Option<NodeHandle>>>>,
     /// Message-level faults apply while set.
     pub faults_on: Arc<AtomicBool>,
+    /// What every replica applied, slot by slot.
+    pub applied: Arc<AppliedLog>,
+    /// The ZooKeeper stand-in's node.
+    pub zk: madsim::task::NodeId,
+    /// Whether the ZooKeeper stand-in is running.
+    pub zk_up: bool,
 }
 
 impl SimCluster {
@@ -67,6 +77,7 @@ impl SimCluster {
         let n = cfg.nodes as usize;
         let handles = Arc::new(Mutex::new(vec![None; n]));
         let faults_on = Arc::new(AtomicBool::new(false));
+        let applied = Arc::new(AppliedLog::default());
         let disks: Vec<ReplicaDisk> = (0..n)
             .map(|_| ReplicaDisk {
                 store: {
@@ -78,10 +89,23 @@ impl SimCluster {
             })
             .collect();
         let peers: Vec<SocketAddr> = (0..n).map(|i| replica_addr(i, PEER_PORT)).collect();
+        let stores: Vec<MemStore> = disks.iter().map(|d| d.store.clone()).collect();
+        let fences = zk::Fences::default();
+        let zk = Handle::current()
+            .create_node()
+            .name("zookeeper")
+            .ip(zk::zk_addr().ip())
+            .init(move || zk::serve(stores.clone(), fences.clone()))
+            .build()
+            .id();
         let ids = (0..n)
             .map(|i| {
                 let disk = disks[i].clone();
                 let (cfg, peers, handles, faults_on) = (cfg.clone(), peers.clone(), handles.clone(), faults_on.clone());
+                let hook = {
+                    let applied = applied.clone();
+                    ApplyHook(Arc::new(move |slot, value| applied.record(i, slot, value)))
+                };
                 let incarnation = Arc::new(AtomicU64::new(0));
                 Handle::current()
                     .create_node()
@@ -97,13 +121,14 @@ impl SimCluster {
                             handles.clone(),
                             faults_on.clone(),
                             incarnation,
+                            hook.clone(),
                         )
                     })
                     .build()
                     .id()
             })
             .collect();
-        SimCluster { cfg: cfg.clone(), ids, disks, up: vec![true; n], handles, faults_on }
+        SimCluster { cfg: cfg.clone(), ids, disks, up: vec![true; n], handles, faults_on, applied, zk, zk_up: true }
     }
 
     /// Kills replica `i`: its memory, connections and open transactions are gone.
@@ -111,6 +136,18 @@ impl SimCluster {
         self.lock_handles()[i] = None;
         Handle::current().kill(self.ids[i]);
         self.up[i] = false;
+    }
+
+    /// Stops the ZooKeeper stand-in (its data stays).
+    pub fn stop_zk(&mut self) {
+        Handle::current().kill(self.zk);
+        self.zk_up = false;
+    }
+
+    /// Starts the ZooKeeper stand-in again.
+    pub fn start_zk(&mut self) {
+        Handle::current().restart(self.zk);
+        self.zk_up = true;
     }
 
     /// Restarts replica `i` from its disk.
@@ -135,6 +172,8 @@ impl SimCluster {
 }
 
 /// One incarnation of replica `i`: recover, then run until killed.
+// Everything one incarnation needs, passed by value because the init closure re-runs it on restart.
+#[allow(clippy::too_many_arguments)]
 async fn run_replica(
     i: usize,
     cfg: SimConfig,
@@ -143,6 +182,7 @@ async fn run_replica(
     handles: Arc<Mutex<Vec<Option<NodeHandle>>>>,
     faults_on: Arc<AtomicBool>,
     incarnation: u64,
+    hook: ApplyHook,
 ) {
     let seed = cfg.seed ^ ((i as u64) << 48) ^ (incarnation << 32);
     let mut core = Config::new(i as u32, cfg.nodes, cfg.protocol);
@@ -151,11 +191,13 @@ async fn run_replica(
         tick: Duration::from_millis(10),
         retry: Duration::from_millis(50),
         idle_txn_timeout: Duration::from_secs(2),
+        on_apply: Some(hook),
         ..NodeConfig::new(core)
     };
     // The store or the database may be down right now: keep trying, as a real node would.
     let (node, handle) = loop {
-        match Node::start(node_cfg.clone(), disk.store.clone(), disk.db.backend(), SystemClock).await {
+        let store = zk::ZkClient::new(i, replica_addr(i, STORE_PORT));
+        match Node::start(node_cfg.clone(), store, disk.db.backend(), SystemClock).await {
             Ok(started) => break started,
             Err(e) => {
                 warn!(replica = i, "cannot start yet: {e}");

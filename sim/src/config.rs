@@ -42,6 +42,8 @@ pub struct Workload {
     pub inserters: usize,
     /// Clients moving money between accounts (conservation, interactive transactions).
     pub bankers: usize,
+    /// Clients reading, writing and compare-and-setting registers (linearizability).
+    pub registers: usize,
     /// Requests each client makes.
     pub requests_per_client: usize,
 }
@@ -89,9 +91,10 @@ impl SimConfig {
         let workload = Workload {
             inserters: rng.random_range(1..=3),
             bankers: rng.random_range(0..=2),
+            registers: 0,
             requests_per_client: rng.random_range(10..40),
         };
-        SimConfig {
+        let mut cfg = SimConfig {
             seed,
             nodes,
             protocol,
@@ -100,7 +103,10 @@ impl SimConfig {
             store_latency: Duration::from_micros(rng.random_range(200..3000)),
             fault_phase: Duration::from_secs(rng.random_range(3..10)),
             converge_within: Duration::from_secs(60),
-        }
+        };
+        // Drawn last, so that every other parameter of a seed is what it was before registers.
+        cfg.workload.registers = rng.random_range(0..=2);
+        cfg
     }
 }
 
@@ -110,7 +116,7 @@ impl fmt::Display for SimConfig {
         write!(
             f,
             "seed={} nodes={} protocol={:?} drop={:.3} dup={:.3} delay={:.3}/{:?} events every {:?} \
-             crashes={} partitions={} store_outages={} store_slowness={} db_outages={} store_latency={:?} inserters={} bankers={} requests={} \
+             crashes={} partitions={} store_outages={} store_slowness={} db_outages={} store_latency={:?} inserters={} bankers={} registers={} requests={} \
              fault_phase={:?}",
             self.seed,
             self.nodes,
@@ -128,6 +134,7 @@ impl fmt::Display for SimConfig {
             self.store_latency,
             self.workload.inserters,
             self.workload.bankers,
+            self.workload.registers,
             self.workload.requests_per_client,
             self.fault_phase,
         )
@@ -149,5 +156,6 @@ mod tests {
             assert!(runs.iter().any(|r| r.protocol == protocol));
         }
         assert!(runs.iter().any(|r| r.faults.crashes) && runs.iter().any(|r| !r.faults.crashes));
+        assert!((0..=2).all(|n| runs.iter().any(|r| r.workload.registers == n)));
     }
 }

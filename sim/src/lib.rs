@@ -10,7 +10,10 @@
 //! crate holds the seed-derived configuration alone.
 
 pub mod config;
+pub mod linearizability;
 
+#[cfg(madsim)]
+pub mod applied;
 #[cfg(madsim)]
 pub mod check;
 #[cfg(madsim)]
@@ -25,6 +28,8 @@ pub mod run;
 pub mod sweep;
 #[cfg(madsim)]
 pub mod workload;
+#[cfg(madsim)]
+pub mod zk;
 
 /// Runs seed `seed` in a fresh madsim runtime on a fresh thread (madsim is deterministic only
 /// so), turning panics into crash or safety failures.

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use crate::check;
 use crate::cluster::SimCluster;
 use crate::config::SimConfig;
+use crate::linearizability::{self, Verdict};
 use crate::rpc::Client;
 use crate::workload::{self, History};
 
@@ -106,16 +107,19 @@ async fn simulate_on(cfg: &SimConfig, cluster: &mut SimCluster) -> Result<Report
     let client_deadline = Instant::now() + cfg.fault_phase + cfg.converge_within;
     let mut clients = Vec::new();
     let w = &cfg.workload;
-    for k in 0..w.inserters + w.bankers {
+    let register_clock = workload::RegisterClock::new();
+    for k in 0..w.inserters + w.bankers + w.registers {
         let node = Handle::current().create_node().name(format!("client-{k}")).ip(client_addr(k).ip()).build();
         let (addrs, requests, seed) = (addrs.clone(), w.requests_per_client, cfg.seed ^ (k as u64) << 8);
-        let inserter = k < w.inserters;
+        let (kind, clock) = (workload::Kind::of(k, w), register_clock.clone());
         clients.push(node.spawn(async move {
             let client = Client::new(client_addr(k), addrs, k).await;
-            if inserter {
-                workload::inserter(k as u64, client, requests, client_deadline).await
-            } else {
-                workload::banker(k as u64, client, requests, seed, client_deadline).await
+            match kind {
+                workload::Kind::Inserter => workload::inserter(k as u64, client, requests, client_deadline).await,
+                workload::Kind::Banker => workload::banker(k as u64, client, requests, seed, client_deadline).await,
+                workload::Kind::Register => {
+                    workload::register(k as u64, client, requests, seed, clock, client_deadline).await
+                }
             }
         }));
     }
@@ -124,6 +128,7 @@ async fn simulate_on(cfg: &SimConfig, cluster: &mut SimCluster) -> Result<Report
     cluster.faults_on.store(true, Ordering::Relaxed);
     let fault_end = Instant::now() + cfg.fault_phase;
     let mut clogged = Vec::new();
+    let mut clogged_links = Vec::new();
     let mut fault_events = 0;
     let mut next_event = Instant::now();
     while Instant::now() < fault_end {
@@ -136,7 +141,7 @@ async fn simulate_on(cfg: &SimConfig, cluster: &mut SimCluster) -> Result<Report
         }
         if Instant::now() >= next_event {
             next_event = Instant::now() + rng.random_range(cfg.faults.event_every / 2..cfg.faults.event_every * 3 / 2);
-            fault_events += inject(cluster, &mut rng, &mut clogged);
+            fault_events += inject(cluster, &mut rng, &mut clogged, &mut clogged_links);
         }
     }
 
@@ -144,6 +149,13 @@ async fn simulate_on(cfg: &SimConfig, cluster: &mut SimCluster) -> Result<Report
     cluster.faults_on.store(false, Ordering::Relaxed);
     for id in clogged.drain(..) {
         NetSim::current().unclog_node(id);
+    }
+    for (a, b) in clogged_links.drain(..) {
+        NetSim::current().unclog_link(a, b);
+        NetSim::current().unclog_link(b, a);
+    }
+    if !cluster.zk_up {
+        cluster.start_zk();
     }
     for i in 0..cluster.up.len() {
         cluster.disks[i].store.disarm_tripwire();
@@ -179,6 +191,10 @@ async fn simulate_on(cfg: &SimConfig, cluster: &mut SimCluster) -> Result<Report
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
+    let conflicts = cluster.applied.conflicts();
+    if !conflicts.is_empty() {
+        return Err(fail(FailureClass::Safety, format!("replicas applied different sequences: {conflicts:?}")));
+    }
     let violations: Vec<&String> = histories.iter().flat_map(|h| &h.violations).collect();
     if !violations.is_empty() {
         return Err(fail(FailureClass::Safety, format!("clients saw broken promises: {violations:?}")));
@@ -188,6 +204,11 @@ async fn simulate_on(cfg: &SimConfig, cluster: &mut SimCluster) -> Result<Report
     check::identical(&dbs).await.map_err(|e| fail(FailureClass::Safety, e))?;
     check::money_conserved(&dbs).await.map_err(|e| fail(FailureClass::Safety, e))?;
     check::no_acked_insert_lost(&dbs, &acked).await.map_err(|e| fail(FailureClass::Safety, e))?;
+    let register_ops: Vec<_> = histories.iter().flat_map(|h| h.register_ops.iter().cloned()).collect();
+    linearizability::check_registers(&register_ops, workload::REGISTER_INITIAL).map_err(|v| {
+        // A search out of budget is the harness's failure, not evidence against the cluster.
+        fail(if v.verdict == Verdict::Unknown { FailureClass::Crash } else { FailureClass::Safety }, v.message)
+    })?;
     let fingerprint = check::snapshot(&dbs[0]).await.map_err(|e| fail(FailureClass::Crash, e))?;
     Ok(Report {
         inserts: acked.len(),
@@ -216,7 +237,12 @@ fn converged(cluster: &SimCluster) -> Option<u64> {
 }
 
 /// Injects one random fault; returns 1 if it did something.
-fn inject(cluster: &mut SimCluster, rng: &mut StdRng, clogged: &mut Vec<madsim::task::NodeId>) -> usize {
+fn inject(
+    cluster: &mut SimCluster,
+    rng: &mut StdRng,
+    clogged: &mut Vec<madsim::task::NodeId>,
+    clogged_links: &mut Vec<(madsim::task::NodeId, madsim::task::NodeId)>,
+) -> usize {
     let n = cluster.up.len();
     // Half the time the target is the leader (if there is one): failover is where consensus is
     // most fragile, so that is where faults should land most.
@@ -226,7 +252,7 @@ fn inject(cluster: &mut SimCluster, rng: &mut StdRng, clogged: &mut Vec<madsim::
         _ => rng.random_range(0..n),
     };
     let f = &cluster.cfg.faults;
-    match rng.random_range(0..8) {
+    match rng.random_range(0..10) {
         0 if f.crashes && cluster.up[i] => cluster.crash(i),
         1 if f.crashes && !cluster.up[i] => cluster.restart(i),
         2 if f.partitions && !clogged.contains(&cluster.ids[i]) => {
@@ -246,6 +272,20 @@ fn inject(cluster: &mut SimCluster, rng: &mut StdRng, clogged: &mut Vec<madsim::
             cluster.disks[i].db.set_down(down);
         }
         7 if f.crashes && cluster.up[i] => cluster.disks[i].store.arm_tripwire(),
+        // ZooKeeper down as a whole, or back.
+        8 if f.store_outages => {
+            if cluster.zk_up {
+                cluster.stop_zk();
+            } else {
+                cluster.start_zk();
+            }
+        }
+        // One replica cut off from ZooKeeper (both directions), until the next heal.
+        9 if f.store_outages && !clogged_links.contains(&(cluster.ids[i], cluster.zk)) => {
+            NetSim::current().clog_link(cluster.ids[i], cluster.zk);
+            NetSim::current().clog_link(cluster.zk, cluster.ids[i]);
+            clogged_links.push((cluster.ids[i], cluster.zk));
+        }
         6 if f.store_slowness => {
             let slow = rng.random_bool(0.5);
             let latency =

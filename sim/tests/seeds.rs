@@ -2,7 +2,6 @@
 //! Simulation build only: `RUSTFLAGS="--cfg madsim" cargo test -p barista-sim`.
 #![cfg(madsim)]
 
-use barista_sim::run_seed;
 use barista_sim::sweep::{Options, sweep};
 
 /// Seeds run by every `cargo test` of the simulation build.
@@ -31,11 +30,20 @@ fn fixed_seed_set_passes() {
     );
 }
 
+/// Runs `seed` in a fresh process, as a replay would, and returns what it printed.
+fn replay(seed: u64) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_barista-sim"))
+        .args(["run", &seed.to_string(), "--report"])
+        .output()
+        .expect("run the simulator");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn the_same_seed_replays_exactly() {
     for seed in [3, 17, 101] {
-        let first = run_seed(seed).map_err(|f| f.to_string());
-        let second = run_seed(seed).map_err(|f| f.to_string());
-        assert_eq!(first, second, "seed {seed} is not deterministic");
+        let first = replay(seed);
+        assert!(first.contains("fingerprint"), "seed {seed} did not finish: {first}");
+        assert_eq!(first, replay(seed), "seed {seed} is not deterministic");
     }
 }

@@ -160,6 +160,11 @@ impl<B: SqlBackend> Executor<B> {
         self.open_txn
     }
 
+    /// The sequence of the last request `conn` ran (what an idle-abort must name).
+    pub fn last_request(&self, conn: ConnId) -> Option<u64> {
+        self.sessions.get(&conn).and_then(|s| s.last.as_ref()).map(|(seq, _)| *seq)
+    }
+
     /// Applies `slot`, which must be [`Executor::executed`] + 1.
     pub async fn apply(&mut self, slot: Slot, value: &Value) -> Result<Vec<Applied>, BackendFault> {
         if slot != self.executed + 1 {

@@ -79,6 +79,9 @@ mod sweep {
                             r.inserts, r.transfers, r.fault_events, r.applied, r.simulated_ms
                         );
                         if report {
+                            let mut h = std::hash::DefaultHasher::new();
+                            std::hash::Hash::hash(&r.fingerprint, &mut h);
+                            println!("fingerprint {:016x}", std::hash::Hasher::finish(&h));
                             println!("{REPORT_PREFIX}{}", r.simulated_ms);
                         }
                     }

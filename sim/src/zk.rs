@@ -1,0 +1,154 @@
+//! The ZooKeeper stand-in: its own simulated node, holding every replica's acceptor state.
+//!
+//! Replicas reach it over the simulated network, so everything that happens to a real ZooKeeper
+//! can happen here: its links can be cut (one replica loses its store while the others keep
+//! theirs), it can be slow, and it can go down as a whole and come back with its data (the
+//! stores live outside the node, in the harness, as ZooKeeper's data directory would).
+//!
+//! Writes are fenced and ordered. Each `load` (a replica starting) opens a new epoch for that
+//! replica, and writes of an older epoch are refused: a write the previous incarnation left in
+//! flight must not land after the new one read its state, or it could overwrite a newer vote.
+//! Within an epoch a write carries a sequence number and lands only if it is newer than the last
+//! one that landed: a timed-out attempt that arrives late is ignored.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use barista_core::{AcceptorState, Persist};
+use barista_runtime::store::{AcceptorStore, MemStore, StoreError};
+use madsim::net::Endpoint;
+
+/// Tag on which the stand-in receives requests.
+const REQUEST_TAG: u64 = 2;
+/// How long a replica waits for an answer before reporting the store unreachable.
+const TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The stand-in's address.
+pub fn zk_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)), 2181)
+}
+
+enum Op {
+    Load,
+    Persist { epoch: u64, seq: u64, batch: Persist },
+}
+
+/// The state (for a load) and the epoch.
+type Reply = Result<(AcceptorState, u64), StoreError>;
+
+/// Per replica: the current epoch and the newest write of it that landed. Kept with the stores,
+/// outside the stand-in's node, so it survives the stand-in's restarts.
+pub type Fences = Arc<Mutex<BTreeMap<usize, (u64, u64)>>>;
+
+/// Serves the replicas' stores until the node is killed.
+pub async fn serve(stores: Vec<MemStore>, fences: Fences) {
+    let Ok(ep) = Endpoint::bind(zk_addr()).await else { return };
+    let ep = Arc::new(ep);
+    loop {
+        let Ok((payload, from)) = ep.recv_from_raw(REQUEST_TAG).await else { return };
+        let Ok(call) = payload.downcast::<(u64, usize, Op)>() else { continue };
+        let (reply_tag, replica, op) = *call;
+        let Some(store) = stores.get(replica).cloned() else { continue };
+        let (ep, fences) = (ep.clone(), fences.clone());
+        tokio::spawn(async move {
+            let reply = handle(store, &fences, replica, op).await;
+            let _ = ep.send_to_raw(from, reply_tag, Box::new(reply)).await;
+        });
+    }
+}
+
+fn fence(fences: &Fences, replica: usize) -> std::sync::MutexGuard<'_, BTreeMap<usize, (u64, u64)>> {
+    let mut guard = fences.lock().unwrap_or_else(|p| p.into_inner());
+    guard.entry(replica).or_default();
+    guard
+}
+
+async fn handle(mut store: MemStore, fences: &Fences, replica: usize, op: Op) -> Reply {
+    match op {
+        Op::Load => {
+            let state = store.load().await?;
+            let mut guard = fence(fences, replica);
+            let entry = guard.entry(replica).or_default();
+            *entry = (entry.0 + 1, 0); // a new incarnation: fence off the previous one
+            Ok((state, entry.0))
+        }
+        Op::Persist { epoch, seq, batch } => {
+            // Checked and recorded under the store's lock, together with the write itself.
+            let admit = || {
+                let mut guard = fence(fences, replica);
+                let entry = guard.entry(replica).or_default();
+                let admitted = entry.0 == epoch && seq > entry.1;
+                if admitted {
+                    entry.1 = seq;
+                }
+                admitted
+            };
+            if store.persist_if(&batch, admit).await? {
+                return Ok((AcceptorState::default(), epoch));
+            }
+            let (current, _) = fence(fences, replica).get(&replica).copied().unwrap_or_default();
+            if epoch != current {
+                Err(StoreError(format!("fenced: epoch {epoch} was superseded by a restart (epoch {current})")))
+            } else {
+                Ok((AcceptorState::default(), epoch)) // a late attempt: a newer one already landed
+            }
+        }
+    }
+}
+
+/// One replica's connection to the stand-in: an [`AcceptorStore`].
+pub struct ZkClient {
+    replica: usize,
+    /// `None` until bound (lazily, on first use, on the replica's own node).
+    ep: Option<Endpoint>,
+    bind: SocketAddr,
+    next_tag: u64,
+    epoch: u64,
+    seq: u64,
+}
+
+impl ZkClient {
+    /// A client for `replica`, binding its endpoint at `bind` (on the replica's node).
+    pub fn new(replica: usize, bind: SocketAddr) -> ZkClient {
+        ZkClient { replica, ep: None, bind, next_tag: 1 << 40, epoch: 0, seq: 0 }
+    }
+
+    async fn call(&mut self, op: Op) -> Reply {
+        if self.ep.is_none() {
+            self.ep = Some(Endpoint::bind(self.bind).await.map_err(|e| StoreError(format!("bind: {e}")))?);
+        }
+        let Some(ep) = &self.ep else { return Err(StoreError("no endpoint".into())) };
+        self.next_tag += 1;
+        let tag = self.next_tag;
+        ep.send_to_raw(zk_addr(), REQUEST_TAG, Box::new((tag, self.replica, op)))
+            .await
+            .map_err(|e| StoreError(format!("send: {e}")))?;
+        match tokio::time::timeout(TIMEOUT, ep.recv_from_raw(tag)).await {
+            Ok(Ok((payload, _))) => match payload.downcast::<Reply>() {
+                Ok(reply) => *reply,
+                Err(_) => Err(StoreError("unexpected reply".into())),
+            },
+            Ok(Err(e)) => Err(StoreError(format!("receive: {e}"))),
+            Err(_) => Err(StoreError(format!("no answer from the ZooKeeper stand-in within {TIMEOUT:?}"))),
+        }
+    }
+}
+
+impl AcceptorStore for ZkClient {
+    async fn load(&mut self) -> Result<AcceptorState, StoreError> {
+        let (state, epoch) = self.call(Op::Load).await?;
+        self.epoch = epoch;
+        self.seq = 0;
+        Ok(state)
+    }
+
+    async fn persist(&mut self, batch: &Persist) -> Result<(), StoreError> {
+        // Every attempt gets a new number, so whichever attempt of a batch lands first wins and
+        // any earlier attempt that is still in flight is ignored when it arrives.
+        self.seq += 1;
+        let seq = self.seq;
+        self.call(Op::Persist { epoch: self.epoch, seq, batch: batch.clone() }).await.map(|_| ())
+    }
+}
