@@ -12,6 +12,15 @@ const FIXED_SEEDS: std::ops::Range<u64> = 0..60;
 /// Excluded until fixed, then each becomes a named regression test. Listed, never hidden.
 const KNOWN_OPEN: [u64; 3] = [0, 1, 18];
 
+fn options() -> Options {
+    Options {
+        exe: env!("CARGO_BIN_EXE_barista-sim").into(),
+        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        bug: None,
+        stop_at_first_failure: false,
+    }
+}
+
 #[test]
 fn fixed_seed_set_passes() {
     let summary = sweep(FIXED_SEEDS, options(), |f| eprintln!("FAIL {f}"), |_| {});
