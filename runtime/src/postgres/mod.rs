@@ -62,6 +62,7 @@ use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 use tracing::debug;
 
 pub use errors::is_replica_fault;
+pub use values::float_text;
 
 use crate::sql::{BackendFault, Column, ResultSet, SqlBackend, SqlError, SqlSession, SqlValue};
 

@@ -146,7 +146,7 @@ pub(crate) fn literal(value: &SqlValue) -> Option<String> {
 /// A float as PostgreSQL's `float8out` writes it (shortest text that reads back exactly;
 /// exponent form below 1e-4 and from 1e15). Any exact text would do as input; this one also makes
 /// a float stored into a text column read as PostgreSQL would have written it.
-pub(crate) fn float_text(f: f64) -> String {
+pub fn float_text(f: f64) -> String {
     if f.is_nan() {
         return "NaN".into();
     }

@@ -1,0 +1,143 @@
+//! The command line: `barista serve` and `barista status`.
+//!
+//! Every configuration key of `serve` is also a flag and an environment variable
+//! (`BARISTA_<KEY>`); precedence is flag, then environment, then the `--config` file, then the
+//! default shown by `--help`. The defaults are clap's (so `--help` prints them); whether a value
+//! was given explicitly is read from clap's value source (see `crate::config`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+use crate::config::defaults;
+
+/// Barista: a replicated relational store over PostgreSQL, kept identical by Multi-Paxos.
+#[derive(Debug, Parser)]
+#[command(name = "barista", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one replica: recover from ZooKeeper and PostgreSQL, join the peers, serve clients.
+    Serve(Box<ServeArgs>),
+    /// Print the cluster's state (leader, every replica's AP, health and lag) from admin addresses.
+    Status(StatusArgs),
+}
+
+/// Which consensus protocol decides the log's slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolArg {
+    /// One leader; one round trip per slot once elected.
+    MultiPaxos,
+    /// Classic Paxos per slot; any replica proposes (two round trips).
+    Paxos,
+}
+
+/// `barista serve`: every key of the configuration file, as a flag.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; its keys are the flags' names with `_` for `-`.
+    #[arg(long, env = "BARISTA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// This replica's id: its index in `peers`. Required.
+    #[arg(long, env = "BARISTA_NODE_ID")]
+    pub node_id: Option<u32>,
+    /// Every replica's peer address (`host:port`), in node id order, comma-separated. Required.
+    #[arg(long, env = "BARISTA_PEERS", value_delimiter = ',', value_name = "ADDR,...")]
+    pub peers: Option<Vec<String>>,
+    /// Address to accept peer connections on [default: this node's entry in `peers`].
+    #[arg(long, env = "BARISTA_PEER_LISTEN", value_name = "ADDR")]
+    pub peer_listen: Option<String>,
+    /// Address of the Thrift client API.
+    #[arg(long, env = "BARISTA_CLIENT_LISTEN", value_name = "ADDR", default_value = defaults::CLIENT_LISTEN)]
+    pub client_listen: String,
+    /// Address of the admin HTTP endpoint (`/metrics`, `/status`).
+    #[arg(long, env = "BARISTA_ADMIN_LISTEN", value_name = "ADDR", default_value = defaults::ADMIN_LISTEN)]
+    pub admin_listen: String,
+    /// This replica's PostgreSQL: a libpq connection string or `postgresql://` URL. Required.
+    #[arg(long, env = "BARISTA_POSTGRES", value_name = "CONNINFO")]
+    pub postgres: Option<String>,
+    /// ZooKeeper connect string (`host:port[,host:port...]`). Required.
+    #[arg(long, env = "BARISTA_ZOOKEEPER", value_name = "HOSTS")]
+    pub zookeeper: Option<String>,
+    /// ZooKeeper path under which the acceptor state lives (`{root}/paxos/{node_id}`).
+    #[arg(long, env = "BARISTA_ZOOKEEPER_ROOT", value_name = "PATH", default_value = defaults::ZOOKEEPER_ROOT)]
+    pub zookeeper_root: String,
+    /// ZooKeeper session timeout.
+    #[arg(long, env = "BARISTA_ZOOKEEPER_SESSION_TIMEOUT_MS", value_name = "MS",
+          default_value_t = defaults::ZOOKEEPER_SESSION_TIMEOUT_MS)]
+    pub zookeeper_session_timeout_ms: u64,
+    /// Consensus protocol; every replica must run the same.
+    #[arg(long, env = "BARISTA_PROTOCOL", value_enum, default_value_t = ProtocolArg::MultiPaxos)]
+    pub protocol: ProtocolArg,
+
+    /// Length of one consensus tick; the other timers are rounded up to whole ticks.
+    #[arg(long, env = "BARISTA_TICK_MS", value_name = "MS", default_value_t = defaults::TICK_MS)]
+    pub tick_ms: u64,
+    /// How often a multi-paxos leader heartbeats its followers.
+    #[arg(long, env = "BARISTA_HEARTBEAT_MS", value_name = "MS", default_value_t = defaults::HEARTBEAT_MS)]
+    pub heartbeat_ms: u64,
+    /// A follower that heard no leader for this long (plus up to as much again, at random)
+    /// campaigns; a leader that heard from no majority for this long steps down.
+    #[arg(long, env = "BARISTA_ELECTION_TIMEOUT_MS", value_name = "MS",
+          default_value_t = defaults::ELECTION_TIMEOUT_MS)]
+    pub election_timeout_ms: u64,
+    /// How long one client request may wait for its decision and execution before the client
+    /// is told to retry (with the same request sequence number).
+    #[arg(long, env = "BARISTA_REQUEST_TIMEOUT_MS", value_name = "MS",
+          default_value_t = defaults::REQUEST_TIMEOUT_MS)]
+    pub request_timeout_ms: u64,
+    /// An explicit transaction idle this long is rolled back (through the log, on every replica).
+    #[arg(long, env = "BARISTA_IDLE_TXN_TIMEOUT_MS", value_name = "MS",
+          default_value_t = defaults::IDLE_TXN_TIMEOUT_MS)]
+    pub idle_txn_timeout_ms: u64,
+
+    /// Most client commands in one log slot.
+    #[arg(long, env = "BARISTA_BATCH_MAX", value_name = "N", default_value_t = defaults::BATCH_MAX)]
+    pub batch_max: usize,
+    /// Most undecided slots in flight at once (pipelining window).
+    #[arg(long, env = "BARISTA_WINDOW", value_name = "N", default_value_t = defaults::WINDOW)]
+    pub window: usize,
+
+    /// Longest SQL statement accepted, in bytes.
+    #[arg(long, env = "BARISTA_MAX_STATEMENT_BYTES", value_name = "BYTES",
+          default_value_t = defaults::MAX_STATEMENT_BYTES)]
+    pub max_statement_bytes: usize,
+    /// Most statements in one batch call.
+    #[arg(long, env = "BARISTA_MAX_BATCH_LEN", value_name = "N", default_value_t = defaults::MAX_BATCH_LEN)]
+    pub max_batch_len: usize,
+    /// Largest Thrift request, in bytes; a bigger one closes its connection.
+    #[arg(long, env = "BARISTA_MAX_MESSAGE_BYTES", value_name = "BYTES",
+          default_value_t = defaults::MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+    /// Thrift worker threads: one per client connection; a connection beyond them is answered
+    /// with an "overloaded" error and closed.
+    #[arg(long, env = "BARISTA_WORKERS", value_name = "N", default_value_t = defaults::WORKERS)]
+    pub workers: usize,
+
+    /// Log filter (`info`, `debug`, `barista_runtime=debug,info`, ...); RUST_LOG wins if set.
+    #[arg(long, env = "BARISTA_LOG_LEVEL", value_name = "FILTER", default_value = defaults::LOG_LEVEL)]
+    pub log_level: String,
+}
+
+/// `barista status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Every replica's admin address (`host:port`), comma-separated.
+    #[arg(long, env = "BARISTA_ADMIN", value_delimiter = ',', required = true, value_name = "ADDR,...")]
+    pub admin: Vec<String>,
+    /// Seconds to wait for each replica's answer.
+    #[arg(long, default_value_t = 2)]
+    pub timeout_secs: u64,
+    /// Print the replicas' status as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

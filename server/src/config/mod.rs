@@ -1,0 +1,250 @@
+//! `barista serve`'s configuration: the layers merged (flag, environment, file, default), then
+//! validated into a [`ServeConfig`] whose values are ready to use (addresses resolved, timers in
+//! ticks), so that a mistake is reported at start with the key's name, never later.
+
+mod file;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use barista_core::{NodeId, Protocol};
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+use thiserror::Error;
+
+pub use file::FileConfig;
+
+use crate::cli::ServeArgs;
+
+/// The defaults of the optional keys (shown by `--help`).
+pub mod defaults {
+    /// Thrift client API address.
+    pub const CLIENT_LISTEN: &str = "127.0.0.1:9090";
+    /// Admin HTTP address.
+    pub const ADMIN_LISTEN: &str = "127.0.0.1:9100";
+    /// ZooKeeper root path.
+    pub const ZOOKEEPER_ROOT: &str = "/barista";
+    /// ZooKeeper session timeout.
+    pub const ZOOKEEPER_SESSION_TIMEOUT_MS: u64 = 10_000;
+    /// Consensus tick.
+    pub const TICK_MS: u64 = 10;
+    /// Leader heartbeat period.
+    pub const HEARTBEAT_MS: u64 = 50;
+    /// Election timeout.
+    pub const ELECTION_TIMEOUT_MS: u64 = 500;
+    /// Client request timeout.
+    pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
+    /// Idle transaction timeout.
+    pub const IDLE_TXN_TIMEOUT_MS: u64 = 30_000;
+    /// Commands per slot.
+    pub const BATCH_MAX: usize = 256;
+    /// Slots in flight.
+    pub const WINDOW: usize = 64;
+    /// Longest statement: 1 MiB.
+    pub const MAX_STATEMENT_BYTES: usize = 1 << 20;
+    /// Most statements per batch.
+    pub const MAX_BATCH_LEN: usize = 1000;
+    /// Largest Thrift request: 16 MiB.
+    pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+    /// Thrift worker threads.
+    pub const WORKERS: usize = 64;
+    /// Log filter.
+    pub const LOG_LEVEL: &str = "info";
+}
+
+/// Why the configuration cannot be used. Each names the key at fault.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read the configuration file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key or a value of the wrong type.
+    #[error("configuration file {}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A required key has no value anywhere.
+    #[error("`{key}` is required: set it in the configuration file, with --{flag}, or in {env}")]
+    Missing {
+        /// The key.
+        key: &'static str,
+        /// Its flag.
+        flag: String,
+        /// Its environment variable.
+        env: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("`{key}`: {reason}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong, with the value.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    fn missing(key: &'static str) -> ConfigError {
+        ConfigError::Missing { key, flag: key.replace('_', "-"), env: format!("BARISTA_{}", key.to_uppercase()) }
+    }
+
+    fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { key, reason: reason.into() }
+    }
+}
+
+/// Request limits the client front ends enforce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest SQL statement, in bytes.
+    pub max_statement_bytes: usize,
+    /// Most statements in one batch.
+    pub max_batch_len: usize,
+    /// Largest Thrift request, in bytes.
+    pub max_message_bytes: usize,
+}
+
+/// A validated configuration of one replica.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// This replica.
+    pub node_id: NodeId,
+    /// Every replica's peer address, by node id.
+    pub peers: Vec<SocketAddr>,
+    /// Where to accept peers.
+    pub peer_listen: SocketAddr,
+    /// Thrift client API.
+    pub client_listen: SocketAddr,
+    /// Admin HTTP.
+    pub admin_listen: SocketAddr,
+    /// PostgreSQL connection string.
+    pub postgres: String,
+    /// ZooKeeper connect string.
+    pub zookeeper: String,
+    /// ZooKeeper root path.
+    pub zookeeper_root: String,
+    /// ZooKeeper session timeout.
+    pub zookeeper_session_timeout: Duration,
+    /// Consensus protocol.
+    pub protocol: Protocol,
+    /// One tick.
+    pub tick: Duration,
+    /// Heartbeat period, in ticks.
+    pub heartbeat_ticks: u64,
+    /// Election timeout, in ticks.
+    pub election_ticks: u64,
+    /// Client request timeout.
+    pub request_timeout: Duration,
+    /// Idle transaction timeout.
+    pub idle_txn_timeout: Duration,
+    /// Commands per slot.
+    pub batch_max: usize,
+    /// Slots in flight.
+    pub window: usize,
+    /// Request limits.
+    pub limits: Limits,
+    /// Thrift worker threads.
+    pub workers: usize,
+    /// Log filter.
+    pub log_level: String,
+}
+
+/// The configuration as merged from all layers, before validation.
+#[derive(Debug)]
+pub(crate) struct Merged {
+    pub node_id: Option<u32>,
+    pub peers: Option<Vec<String>>,
+    pub peer_listen: Option<String>,
+    pub client_listen: String,
+    pub admin_listen: String,
+    pub postgres: Option<String>,
+    pub zookeeper: Option<String>,
+    pub zookeeper_root: String,
+    pub zookeeper_session_timeout_ms: u64,
+    pub protocol: crate::cli::ProtocolArg,
+    pub tick_ms: u64,
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub idle_txn_timeout_ms: u64,
+    pub batch_max: usize,
+    pub window: usize,
+    pub max_statement_bytes: usize,
+    pub max_batch_len: usize,
+    pub max_message_bytes: usize,
+    pub workers: usize,
+    pub log_level: String,
+}
+
+/// True if `id` was given on the command line or in the environment (not clap's default).
+fn explicit(matches: &ArgMatches, id: &str) -> bool {
+    matches!(matches.value_source(id), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
+}
+
+/// Merges the layers: `args` (flags and environment, with clap's defaults), parsed from
+/// `matches` (the `serve` subcommand's, to tell given values from defaults), over `file`.
+pub(crate) fn merge(args: ServeArgs, matches: &ArgMatches, file: FileConfig) -> Merged {
+    // A key with a default: the flag if given, else the file, else the default.
+    macro_rules! layered {
+        ($key:ident) => {
+            match file.$key {
+                Some(value) if !explicit(matches, stringify!($key)) => value,
+                _ => args.$key,
+            }
+        };
+    }
+    // A key without a default: the flag if given, else the file.
+    macro_rules! optional {
+        ($key:ident) => {
+            args.$key.or(file.$key)
+        };
+    }
+    Merged {
+        node_id: optional!(node_id),
+        peers: optional!(peers),
+        peer_listen: optional!(peer_listen),
+        client_listen: layered!(client_listen),
+        admin_listen: layered!(admin_listen),
+        postgres: optional!(postgres),
+        zookeeper: optional!(zookeeper),
+        zookeeper_root: layered!(zookeeper_root),
+        zookeeper_session_timeout_ms: layered!(zookeeper_session_timeout_ms),
+        protocol: layered!(protocol),
+        tick_ms: layered!(tick_ms),
+        heartbeat_ms: layered!(heartbeat_ms),
+        election_timeout_ms: layered!(election_timeout_ms),
+        request_timeout_ms: layered!(request_timeout_ms),
+        idle_txn_timeout_ms: layered!(idle_txn_timeout_ms),
+        batch_max: layered!(batch_max),
+        window: layered!(window),
+        max_statement_bytes: layered!(max_statement_bytes),
+        max_batch_len: layered!(max_batch_len),
+        max_message_bytes: layered!(max_message_bytes),
+        workers: layered!(workers),
+        log_level: layered!(log_level),
+    }
+}
+
+impl ServeConfig {
+    /// Reads the file named by `--config` (if any), merges and validates.
+    pub fn load(args: ServeArgs, matches: &ArgMatches) -> Result<ServeConfig, ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        validate::validate(merge(args, matches, file))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! Turns the merged keys into a [`ServeConfig`]: required keys present, addresses resolved, timers
+//! converted to ticks, limits in range, and the settings the core checks checked here first so the
+//! error names the configuration key rather than the core's field.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use barista_core::{NODES_MAX, Protocol};
+use barista_runtime::postgres::PgBackend;
+use barista_runtime::zookeeper::{ZkConfig, ZkStore};
+
+use super::{ConfigError, Limits, Merged, ServeConfig};
+use crate::cli::ProtocolArg;
+
+/// Resolves `host:port` to one socket address (the first the resolver gives).
+fn resolve(key: &'static str, addr: &str) -> Result<SocketAddr, ConfigError> {
+    let mut addrs = addr
+        .to_socket_addrs()
+        .map_err(|e| ConfigError::invalid(key, format!("`{addr}` is not a usable host:port address: {e}")))?;
+    addrs.next().ok_or_else(|| ConfigError::invalid(key, format!("`{addr}` resolves to no address")))
+}
+
+fn positive(key: &'static str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 { Err(ConfigError::invalid(key, "must be greater than zero")) } else { Ok(value) }
+}
+
+/// `ms` in whole ticks of `tick_ms`, rounded up (a timer is never shorter than configured).
+fn ticks(ms: u64, tick_ms: u64) -> u64 {
+    ms.div_ceil(tick_ms)
+}
+
+pub(super) fn validate(m: Merged) -> Result<ServeConfig, ConfigError> {
+    let node_id = m.node_id.ok_or_else(|| ConfigError::missing("node_id"))?;
+    let peer_names = m.peers.ok_or_else(|| ConfigError::missing("peers"))?;
+    if peer_names.is_empty() || peer_names.len() > NODES_MAX as usize {
+        return Err(ConfigError::invalid(
+            "peers",
+            format!("lists {} addresses; a cluster has 1 to {NODES_MAX} replicas", peer_names.len()),
+        ));
+    }
+    if node_id as usize >= peer_names.len() {
+        return Err(ConfigError::invalid(
+            "node_id",
+            format!(
+                "{node_id} is out of range: `peers` lists {} addresses, so node ids are 0..={}",
+                peer_names.len(),
+                peer_names.len() - 1
+            ),
+        ));
+    }
+    let peers = peer_names.iter().map(|p| resolve("peers", p)).collect::<Result<Vec<_>, _>>()?;
+    let mut seen = HashSet::new();
+    if let Some(dup) = peers.iter().find(|p| !seen.insert(**p)) {
+        return Err(ConfigError::invalid("peers", format!("{dup} is listed twice; every replica needs its own")));
+    }
+    let peer_listen = match &m.peer_listen {
+        Some(addr) => resolve("peer_listen", addr)?,
+        None => peers[node_id as usize],
+    };
+    let client_listen = resolve("client_listen", &m.client_listen)?;
+    let admin_listen = resolve("admin_listen", &m.admin_listen)?;
+    let listens = [("peer_listen", peer_listen), ("client_listen", client_listen), ("admin_listen", admin_listen)];
+    for (i, (a, addr_a)) in listens.iter().enumerate() {
+        if let Some((b, _)) = listens[i + 1..].iter().find(|(_, addr_b)| addr_b == addr_a && addr_a.port() != 0) {
+            return Err(ConfigError::invalid(a, format!("{addr_a} is also `{b}`; each needs its own port")));
+        }
+    }
+
+    let postgres = m.postgres.ok_or_else(|| ConfigError::missing("postgres"))?;
+    PgBackend::new(&postgres).map_err(|e| ConfigError::invalid("postgres", e.to_string()))?;
+    let zookeeper = m.zookeeper.ok_or_else(|| ConfigError::missing("zookeeper"))?;
+    if zookeeper.trim().is_empty() {
+        return Err(ConfigError::invalid("zookeeper", "empty connect string"));
+    }
+    let mut zk = ZkConfig::new(zookeeper.clone(), node_id.to_string());
+    zk.root = m.zookeeper_root.clone();
+    // The store checks the root path (and the rest of its settings); no connection is made.
+    ZkStore::new(zk).map_err(|e| ConfigError::invalid("zookeeper_root", e.to_string()))?;
+    positive("zookeeper_session_timeout_ms", m.zookeeper_session_timeout_ms)?;
+
+    let tick_ms = positive("tick_ms", m.tick_ms)?;
+    let heartbeat_ticks = ticks(positive("heartbeat_ms", m.heartbeat_ms)?, tick_ms);
+    let election_ticks = ticks(positive("election_timeout_ms", m.election_timeout_ms)?, tick_ms);
+    if heartbeat_ticks >= election_ticks {
+        return Err(ConfigError::invalid(
+            "heartbeat_ms",
+            format!(
+                "{} ms ({heartbeat_ticks} ticks of {tick_ms} ms) must be shorter than election_timeout_ms \
+                 {} ms ({election_ticks} ticks), or followers time out between heartbeats",
+                m.heartbeat_ms, m.election_timeout_ms
+            ),
+        ));
+    }
+    positive("request_timeout_ms", m.request_timeout_ms)?;
+    positive("idle_txn_timeout_ms", m.idle_txn_timeout_ms)?;
+    positive("batch_max", m.batch_max as u64)?;
+    positive("window", m.window as u64)?;
+    positive("max_statement_bytes", m.max_statement_bytes as u64)?;
+    positive("max_batch_len", m.max_batch_len as u64)?;
+    positive("workers", m.workers as u64)?;
+    if m.max_message_bytes < m.max_statement_bytes {
+        return Err(ConfigError::invalid(
+            "max_message_bytes",
+            format!(
+                "{} is smaller than max_statement_bytes {}: no request could carry the longest statement",
+                m.max_message_bytes, m.max_statement_bytes
+            ),
+        ));
+    }
+    if i32::try_from(m.max_message_bytes).is_err() {
+        return Err(ConfigError::invalid("max_message_bytes", "must be below 2 GiB (Thrift lengths are i32)"));
+    }
+
+    Ok(ServeConfig {
+        node_id,
+        peers,
+        peer_listen,
+        client_listen,
+        admin_listen,
+        postgres,
+        zookeeper,
+        zookeeper_root: m.zookeeper_root,
+        zookeeper_session_timeout: Duration::from_millis(m.zookeeper_session_timeout_ms),
+        protocol: match m.protocol {
+            ProtocolArg::MultiPaxos => Protocol::MultiPaxos,
+            ProtocolArg::Paxos => Protocol::Paxos,
+        },
+        tick: Duration::from_millis(tick_ms),
+        heartbeat_ticks,
+        election_ticks,
+        request_timeout: Duration::from_millis(m.request_timeout_ms),
+        idle_txn_timeout: Duration::from_millis(m.idle_txn_timeout_ms),
+        batch_max: m.batch_max,
+        window: m.window,
+        limits: Limits {
+            max_statement_bytes: m.max_statement_bytes,
+            max_batch_len: m.max_batch_len,
+            max_message_bytes: m.max_message_bytes,
+        },
+        workers: m.workers,
+        log_level: m.log_level,
+    })
+}

@@ -1,0 +1,40 @@
+//! The `barista` binary: parses the command line and runs the subcommand.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use barista_server::cli::{Cli, Command};
+use barista_server::config::ServeConfig;
+use barista_server::{admin, logging, serve};
+use clap::{CommandFactory, FromArgMatches};
+
+/// `barista status` exit code when a replica is unreachable or unhealthy.
+const DEGRADED: u8 = 3;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("barista: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).context("parsing the command line")?;
+    match cli.command {
+        Command::Serve(args) => {
+            let serve_matches = matches.subcommand_matches("serve").context("the serve subcommand's arguments")?;
+            let cfg = ServeConfig::load(*args, serve_matches)?;
+            logging::init(&cfg.log_level)?;
+            serve::run(cfg)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(args) => {
+            let all_healthy = admin::status_cmd::run(&args)?;
+            Ok(if all_healthy { ExitCode::SUCCESS } else { ExitCode::from(DEGRADED) })
+        }
+    }
+}
