@@ -254,6 +254,11 @@ request_timeout_ms = 20000
             .collect()
     }
 
+    /// Replica `i`'s report (panics if it does not answer).
+    pub fn report(&self, i: usize) -> Report {
+        fetch_report(&self.replicas[i].admin, Duration::from_secs(2)).unwrap_or_else(|e| panic!("replica {i}: {e:#}"))
+    }
+
     /// The leader's node id.
     pub fn leader(&self) -> usize {
         self.reports()[0].leader.expect("a leader") as usize
