@@ -4,12 +4,15 @@
 //! free a finished run's tasks, so thousands of runs in one process would pile up memory, and a
 //! run that aborts (a stack overflow, an abort in C code) takes down only its own process.
 
+use std::io::Read;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use wait_timeout::ChildExt;
 
 use crate::planted_name;
 use crate::run::{Failure, FailureClass};
@@ -38,7 +41,15 @@ pub struct Options {
     pub bug: Option<barista_core::planted::Bug>,
     /// Stop handing out seeds after the first failure.
     pub stop_at_first_failure: bool,
+    /// Wall-clock time one seed may take. Simulated time is bounded inside the run, but a task
+    /// that spins without letting simulated time pass would hang its process forever; past this
+    /// the child is killed and the seed reported as hung.
+    pub timeout: Duration,
 }
+
+/// The default for [`Options::timeout`]: a passing seed takes well under a second in a release
+/// build and a few seconds in a debug build.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The last line a passing `run --report` prints.
 pub const REPORT_PREFIX: &str = "REPORT simulated_ms=";
@@ -52,10 +63,32 @@ fn run_child(options: &Options, seed: u64) -> Result<u64, Failure> {
     if let Some(bug) = options.bug {
         cmd.args(["--bug", planted_name(bug)]);
     }
-    let output = match cmd.output() {
-        Ok(output) => output,
-        Err(e) => return Err(Failure { seed, class: FailureClass::Crash, message: format!("cannot start: {e}") }),
+    let crash = |message: String| Failure { seed, class: FailureClass::Crash, message };
+    let mut child =
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| crash(format!("cannot start: {e}")))?;
+    // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
     };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let status = match child.wait_timeout(options.timeout) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(crash(format!("hung: no result within {:?} of wall-clock time", options.timeout)));
+        }
+        Err(e) => return Err(crash(format!("cannot wait for the run: {e}"))),
+    };
+    let output =
+        std::process::Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() };
     let stdout = String::from_utf8_lossy(&output.stdout);
     if output.status.success() {
         let simulated_ms = stdout.lines().find_map(|l| l.strip_prefix(REPORT_PREFIX)?.parse().ok()).unwrap_or(0);

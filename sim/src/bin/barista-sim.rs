@@ -108,7 +108,13 @@ mod sweep {
                 std::process::exit(2);
             }
         };
-        let options = barista_sim::sweep::Options { exe, jobs, bug, stop_at_first_failure: bug.is_some() };
+        let options = barista_sim::sweep::Options {
+            exe,
+            jobs,
+            bug,
+            stop_at_first_failure: bug.is_some(),
+            timeout: barista_sim::sweep::DEFAULT_TIMEOUT,
+        };
         let summary = barista_sim::sweep::sweep(
             from..from + seeds,
             options,
