@@ -56,6 +56,17 @@ pub const REPORT_PREFIX: &str = "REPORT simulated_ms=";
 /// The line a failing `run --report` prints before the failure.
 pub const FAILURE_PREFIX: &str = "FAILURE class=";
 
+/// Reads `pipe` to its end on a thread of its own.
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
 /// Runs one seed in a child process.
 fn run_child(options: &Options, seed: u64) -> Result<u64, Failure> {
     let mut cmd = Command::new(&options.exe);
@@ -67,17 +78,7 @@ fn run_child(options: &Options, seed: u64) -> Result<u64, Failure> {
     let mut child =
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| crash(format!("cannot start: {e}")))?;
     // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let (out, err) = (drain(child.stdout.take()), drain(child.stderr.take()));
     let status = match child.wait_timeout(options.timeout) {
         Ok(Some(status)) => status,
         Ok(None) => {
