@@ -152,6 +152,16 @@ fn replicas_stay_identical_through_the_thrift_api() {
     assert_eq!(table.matches("healthy").count(), REPLICAS, "{table}");
 
     // Replica 2 has 2 workers: a third connection is told it is overloaded rather than left hanging.
+    // First let go of the session's client (replica 2 is the follower when replica 1 leads) and
+    // wait until replica 2 serves no connection at all, so both workers are free to be held.
+    drop(client);
+    wait_for("replica 2 to serve no client connection", Duration::from_secs(10), || {
+        let metrics = cluster.admin_get(2, "/metrics");
+        let serving = metrics
+            .lines()
+            .find(|l| l.strip_prefix("barista_client_connections").is_some_and(|rest| rest.starts_with([' ', '{'])))?;
+        serving.ends_with(" 0").then_some(())
+    });
     let mut held: Vec<_> = (0..2).map(|_| cluster.client(2)).collect();
     for c in &mut held {
         c.get_version().expect("served within the worker limit");
