@@ -47,6 +47,21 @@ need thrift-compiler have_cmd thrift
 need python3 have_file /usr/bin/python3
 # Thrift runtime for the Python sample client (visible to /usr/bin/python3 only).
 need python3-thrift have_file /usr/lib/python3/dist-packages/thrift/__init__.py
+# The sample clients of clients/ (issue 5), built and run against a live cluster by the tests:
+# Go with Debian's Thrift library for Go (GOPATH-style, under /usr/share/gocode),
+need golang-go have_cmd go
+need golang-thrift-dev have_file /usr/share/gocode/src/github.com/apache/thrift/lib/go/thrift/client.go
+# C++ with the Thrift C++ library,
+need g++ have_cmd g++
+need make have_cmd make
+need libthrift-dev have_file /usr/include/thrift/Thrift.h
+# Java (a JDK, not only the JRE that runs ZooKeeper) with Debian's Thrift jar,
+need default-jdk-headless have_cmd javac
+need libthrift-java have_file /usr/share/java/libthrift.jar
+# and Node.js with npm (the npm package `thrift` is installed by the JavaScript sample's own
+# package.json). A machine that has node from elsewhere keeps it.
+need nodejs have_cmd node
+need npm have_cmd npm
 # Lints scripts/ in CI.
 need shellcheck have_cmd shellcheck
 
