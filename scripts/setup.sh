@@ -57,7 +57,7 @@ need make have_cmd make
 need libthrift-dev have_file /usr/include/thrift/Thrift.h
 # Java (a JDK, not only the JRE that runs ZooKeeper) with Debian's Thrift jar,
 need default-jdk-headless have_cmd javac
-need libthrift-java have_file /usr/share/java/libthrift.jar
+need libthrift-java have_file /usr/share/java/thrift.jar
 # and Node.js with npm (the npm package `thrift` is installed by the JavaScript sample's own
 # package.json). A machine that has node from elsewhere keeps it.
 need nodejs have_cmd node
