@@ -55,6 +55,9 @@ need golang-thrift-dev have_file /usr/share/gocode/src/github.com/apache/thrift/
 need g++ have_cmd g++
 need make have_cmd make
 need libthrift-dev have_file /usr/include/thrift/Thrift.h
+# whose headers include Boost's (boost/numeric/conversion/cast.hpp, ...) without the package
+# depending on it.
+need libboost-dev have_file /usr/include/boost/numeric/conversion/cast.hpp
 # Java (a JDK, not only the JRE that runs ZooKeeper) with Debian's Thrift jar,
 need default-jdk-headless have_cmd javac
 need libthrift-java have_file /usr/share/java/thrift.jar
