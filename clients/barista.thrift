@@ -74,6 +74,19 @@ struct Connection {
   6: optional i64 request_seq,
 }
 
+/* Errors */
+
+// Declared before ResultSet, which holds one: the C++ generator emits types in this order and
+// needs each complete before a field uses it by value.
+
+exception DBException {
+  1: optional i32 errorCode,
+  2: optional string message,
+  3: optional string details,
+  // Added: the PostgreSQL SQLSTATE (five characters) when there is one.
+  4: optional string sqlstate,
+}
+
 /* Results */
 
 // A row: one cell per column, each value in PostgreSQL's text form (bytea: the raw bytes).
@@ -113,16 +126,6 @@ struct Value {
 struct Statement {
   1: required string query,
   2: optional list<Value> params,
-}
-
-/* Errors */
-
-exception DBException {
-  1: optional i32 errorCode,
-  2: optional string message,
-  3: optional string details,
-  // Added: the PostgreSQL SQLSTATE (five characters) when there is one.
-  4: optional string sqlstate,
 }
 
 /* The service */

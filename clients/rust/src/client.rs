@@ -143,7 +143,7 @@ impl Client {
         Ok(results
             .into_iter()
             .map(|rs| match (rs.status, rs.error.clone()) {
-                (false, Some(ex)) => Err(Error::from_exception(*ex)),
+                (false, Some(ex)) => Err(Error::from_exception(ex)),
                 _ => Ok(Rows::from_thrift(rs)),
             })
             .collect())

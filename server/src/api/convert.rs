@@ -150,7 +150,7 @@ pub fn failed_result(error: &SqlError, con: Option<g::Connection>) -> g::ResultS
         field_names: None,
         field_types: None,
         rows_affected: None,
-        error: Some(Box::new(sql_exception(error))),
+        error: Some(sql_exception(error)),
     }
 }
 

@@ -296,6 +296,127 @@ impl Default for Connection {
 }
 
 //
+// DBException
+//
+
+#[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+pub struct DBException {
+  pub error_code: Option<i32>,
+  pub message: Option<String>,
+  pub details: Option<String>,
+  pub sqlstate: Option<String>,
+}
+
+impl DBException {
+  pub fn new<F1, F2, F3, F4>(error_code: F1, message: F2, details: F3, sqlstate: F4) -> DBException where F1: Into<Option<i32>>, F2: Into<Option<String>>, F3: Into<Option<String>>, F4: Into<Option<String>> {
+    DBException {
+      error_code: error_code.into(),
+      message: message.into(),
+      details: details.into(),
+      sqlstate: sqlstate.into(),
+    }
+  }
+}
+
+impl TSerializable for DBException {
+  fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<DBException> {
+    i_prot.read_struct_begin()?;
+    let mut f_1: Option<i32> = None;
+    let mut f_2: Option<String> = None;
+    let mut f_3: Option<String> = None;
+    let mut f_4: Option<String> = None;
+    loop {
+      let field_ident = i_prot.read_field_begin()?;
+      if field_ident.field_type == TType::Stop {
+        break;
+      }
+      let field_id = field_id(&field_ident)?;
+      match field_id {
+        1 => {
+          let val = i_prot.read_i32()?;
+          f_1 = Some(val);
+        },
+        2 => {
+          let val = i_prot.read_string()?;
+          f_2 = Some(val);
+        },
+        3 => {
+          let val = i_prot.read_string()?;
+          f_3 = Some(val);
+        },
+        4 => {
+          let val = i_prot.read_string()?;
+          f_4 = Some(val);
+        },
+        _ => {
+          i_prot.skip(field_ident.field_type)?;
+        },
+      };
+      i_prot.read_field_end()?;
+    }
+    i_prot.read_struct_end()?;
+    let ret = DBException {
+      error_code: f_1,
+      message: f_2,
+      details: f_3,
+      sqlstate: f_4,
+    };
+    Ok(ret)
+  }
+  fn write_to_out_protocol(&self, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
+    let struct_ident = TStructIdentifier::new("DBException");
+    o_prot.write_struct_begin(&struct_ident)?;
+    if let Some(fld_var) = self.error_code {
+      o_prot.write_field_begin(&TFieldIdentifier::new("errorCode", TType::I32, 1))?;
+      o_prot.write_i32(fld_var)?;
+      o_prot.write_field_end()?
+    }
+    if let Some(ref fld_var) = self.message {
+      o_prot.write_field_begin(&TFieldIdentifier::new("message", TType::String, 2))?;
+      o_prot.write_string(fld_var)?;
+      o_prot.write_field_end()?
+    }
+    if let Some(ref fld_var) = self.details {
+      o_prot.write_field_begin(&TFieldIdentifier::new("details", TType::String, 3))?;
+      o_prot.write_string(fld_var)?;
+      o_prot.write_field_end()?
+    }
+    if let Some(ref fld_var) = self.sqlstate {
+      o_prot.write_field_begin(&TFieldIdentifier::new("sqlstate", TType::String, 4))?;
+      o_prot.write_string(fld_var)?;
+      o_prot.write_field_end()?
+    }
+    o_prot.write_field_stop()?;
+    o_prot.write_struct_end()
+  }
+}
+
+impl Default for DBException {
+  fn default() -> Self {
+    DBException{
+      error_code: Some(0),
+      message: Some("".to_owned()),
+      details: Some("".to_owned()),
+      sqlstate: Some("".to_owned()),
+    }
+  }
+}
+
+impl Error for DBException {}
+
+impl From<DBException> for thrift::Error {
+  fn from(e: DBException) -> Self {
+    thrift::Error::User(Box::new(e))
+  }
+}
+
+impl Display for DBException {
+  fn fmt(&self, f: &mut Formatter) -> fmt::Result {
+    write!(f, "remote service threw DBException")
+  }
+}
+
+//
 // Tuple
 //
 
@@ -407,11 +528,11 @@ pub struct ResultSet {
   pub field_names: Option<Vec<String>>,
   pub field_types: Option<Vec<String>>,
   pub rows_affected: Option<i64>,
-  pub error: Option<Box<DBException>>,
+  pub error: Option<DBException>,
 }
 
 impl ResultSet {
-  pub fn new<F2, F3, F4, F5, F6, F7, F8>(status: bool, con: F2, row_count: F3, tuples: F4, field_names: F5, field_types: F6, rows_affected: F7, error: F8) -> ResultSet where F2: Into<Option<Connection>>, F3: Into<Option<i32>>, F4: Into<Option<Vec<Tuple>>>, F5: Into<Option<Vec<String>>>, F6: Into<Option<Vec<String>>>, F7: Into<Option<i64>>, F8: Into<Option<Box<DBException>>> {
+  pub fn new<F2, F3, F4, F5, F6, F7, F8>(status: bool, con: F2, row_count: F3, tuples: F4, field_names: F5, field_types: F6, rows_affected: F7, error: F8) -> ResultSet where F2: Into<Option<Connection>>, F3: Into<Option<i32>>, F4: Into<Option<Vec<Tuple>>>, F5: Into<Option<Vec<String>>>, F6: Into<Option<Vec<String>>>, F7: Into<Option<i64>>, F8: Into<Option<DBException>> {
     ResultSet {
       status,
       con: con.into(),
@@ -435,7 +556,7 @@ impl TSerializable for ResultSet {
     let mut f_5: Option<Vec<String>> = None;
     let mut f_6: Option<Vec<String>> = None;
     let mut f_7: Option<i64> = None;
-    let mut f_8: Option<Box<DBException>> = None;
+    let mut f_8: Option<DBException> = None;
     loop {
       let field_ident = i_prot.read_field_begin()?;
       if field_ident.field_type == TType::Stop {
@@ -490,7 +611,7 @@ impl TSerializable for ResultSet {
           f_7 = Some(val);
         },
         8 => {
-          let val = Box::new(DBException::read_from_in_protocol(i_prot)?);
+          let val = DBException::read_from_in_protocol(i_prot)?;
           f_8 = Some(val);
         },
         _ => {
@@ -768,127 +889,6 @@ impl TSerializable for Statement {
     }
     o_prot.write_field_stop()?;
     o_prot.write_struct_end()
-  }
-}
-
-//
-// DBException
-//
-
-#[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-pub struct DBException {
-  pub error_code: Option<i32>,
-  pub message: Option<String>,
-  pub details: Option<String>,
-  pub sqlstate: Option<String>,
-}
-
-impl DBException {
-  pub fn new<F1, F2, F3, F4>(error_code: F1, message: F2, details: F3, sqlstate: F4) -> DBException where F1: Into<Option<i32>>, F2: Into<Option<String>>, F3: Into<Option<String>>, F4: Into<Option<String>> {
-    DBException {
-      error_code: error_code.into(),
-      message: message.into(),
-      details: details.into(),
-      sqlstate: sqlstate.into(),
-    }
-  }
-}
-
-impl TSerializable for DBException {
-  fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<DBException> {
-    i_prot.read_struct_begin()?;
-    let mut f_1: Option<i32> = None;
-    let mut f_2: Option<String> = None;
-    let mut f_3: Option<String> = None;
-    let mut f_4: Option<String> = None;
-    loop {
-      let field_ident = i_prot.read_field_begin()?;
-      if field_ident.field_type == TType::Stop {
-        break;
-      }
-      let field_id = field_id(&field_ident)?;
-      match field_id {
-        1 => {
-          let val = i_prot.read_i32()?;
-          f_1 = Some(val);
-        },
-        2 => {
-          let val = i_prot.read_string()?;
-          f_2 = Some(val);
-        },
-        3 => {
-          let val = i_prot.read_string()?;
-          f_3 = Some(val);
-        },
-        4 => {
-          let val = i_prot.read_string()?;
-          f_4 = Some(val);
-        },
-        _ => {
-          i_prot.skip(field_ident.field_type)?;
-        },
-      };
-      i_prot.read_field_end()?;
-    }
-    i_prot.read_struct_end()?;
-    let ret = DBException {
-      error_code: f_1,
-      message: f_2,
-      details: f_3,
-      sqlstate: f_4,
-    };
-    Ok(ret)
-  }
-  fn write_to_out_protocol(&self, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
-    let struct_ident = TStructIdentifier::new("DBException");
-    o_prot.write_struct_begin(&struct_ident)?;
-    if let Some(fld_var) = self.error_code {
-      o_prot.write_field_begin(&TFieldIdentifier::new("errorCode", TType::I32, 1))?;
-      o_prot.write_i32(fld_var)?;
-      o_prot.write_field_end()?
-    }
-    if let Some(ref fld_var) = self.message {
-      o_prot.write_field_begin(&TFieldIdentifier::new("message", TType::String, 2))?;
-      o_prot.write_string(fld_var)?;
-      o_prot.write_field_end()?
-    }
-    if let Some(ref fld_var) = self.details {
-      o_prot.write_field_begin(&TFieldIdentifier::new("details", TType::String, 3))?;
-      o_prot.write_string(fld_var)?;
-      o_prot.write_field_end()?
-    }
-    if let Some(ref fld_var) = self.sqlstate {
-      o_prot.write_field_begin(&TFieldIdentifier::new("sqlstate", TType::String, 4))?;
-      o_prot.write_string(fld_var)?;
-      o_prot.write_field_end()?
-    }
-    o_prot.write_field_stop()?;
-    o_prot.write_struct_end()
-  }
-}
-
-impl Default for DBException {
-  fn default() -> Self {
-    DBException{
-      error_code: Some(0),
-      message: Some("".to_owned()),
-      details: Some("".to_owned()),
-      sqlstate: Some("".to_owned()),
-    }
-  }
-}
-
-impl Error for DBException {}
-
-impl From<DBException> for thrift::Error {
-  fn from(e: DBException) -> Self {
-    thrift::Error::User(Box::new(e))
-  }
-}
-
-impl Display for DBException {
-  fn fmt(&self, f: &mut Formatter) -> fmt::Result {
-    write!(f, "remote service threw DBException")
   }
 }
 
