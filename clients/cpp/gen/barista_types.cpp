@@ -422,6 +422,177 @@ void Connection::printTo(std::ostream& out) const {
 }
 
 
+DBException::~DBException() noexcept {
+}
+
+
+void DBException::__set_errorCode(const int32_t val) {
+  this->errorCode = val;
+__isset.errorCode = true;
+}
+
+void DBException::__set_message(const std::string& val) {
+  this->message = val;
+__isset.message = true;
+}
+
+void DBException::__set_details(const std::string& val) {
+  this->details = val;
+__isset.details = true;
+}
+
+void DBException::__set_sqlstate(const std::string& val) {
+  this->sqlstate = val;
+__isset.sqlstate = true;
+}
+std::ostream& operator<<(std::ostream& out, const DBException& obj)
+{
+  obj.printTo(out);
+  return out;
+}
+
+
+uint32_t DBException::read(::apache::thrift::protocol::TProtocol* iprot) {
+
+  ::apache::thrift::protocol::TInputRecursionTracker tracker(*iprot);
+  uint32_t xfer = 0;
+  std::string fname;
+  ::apache::thrift::protocol::TType ftype;
+  int16_t fid;
+
+  xfer += iprot->readStructBegin(fname);
+
+  using ::apache::thrift::protocol::TProtocolException;
+
+
+  while (true)
+  {
+    xfer += iprot->readFieldBegin(fname, ftype, fid);
+    if (ftype == ::apache::thrift::protocol::T_STOP) {
+      break;
+    }
+    switch (fid)
+    {
+      case 1:
+        if (ftype == ::apache::thrift::protocol::T_I32) {
+          xfer += iprot->readI32(this->errorCode);
+          this->__isset.errorCode = true;
+        } else {
+          xfer += iprot->skip(ftype);
+        }
+        break;
+      case 2:
+        if (ftype == ::apache::thrift::protocol::T_STRING) {
+          xfer += iprot->readString(this->message);
+          this->__isset.message = true;
+        } else {
+          xfer += iprot->skip(ftype);
+        }
+        break;
+      case 3:
+        if (ftype == ::apache::thrift::protocol::T_STRING) {
+          xfer += iprot->readString(this->details);
+          this->__isset.details = true;
+        } else {
+          xfer += iprot->skip(ftype);
+        }
+        break;
+      case 4:
+        if (ftype == ::apache::thrift::protocol::T_STRING) {
+          xfer += iprot->readString(this->sqlstate);
+          this->__isset.sqlstate = true;
+        } else {
+          xfer += iprot->skip(ftype);
+        }
+        break;
+      default:
+        xfer += iprot->skip(ftype);
+        break;
+    }
+    xfer += iprot->readFieldEnd();
+  }
+
+  xfer += iprot->readStructEnd();
+
+  return xfer;
+}
+
+uint32_t DBException::write(::apache::thrift::protocol::TProtocol* oprot) const {
+  uint32_t xfer = 0;
+  ::apache::thrift::protocol::TOutputRecursionTracker tracker(*oprot);
+  xfer += oprot->writeStructBegin("DBException");
+
+  if (this->__isset.errorCode) {
+    xfer += oprot->writeFieldBegin("errorCode", ::apache::thrift::protocol::T_I32, 1);
+    xfer += oprot->writeI32(this->errorCode);
+    xfer += oprot->writeFieldEnd();
+  }
+  if (this->__isset.message) {
+    xfer += oprot->writeFieldBegin("message", ::apache::thrift::protocol::T_STRING, 2);
+    xfer += oprot->writeString(this->message);
+    xfer += oprot->writeFieldEnd();
+  }
+  if (this->__isset.details) {
+    xfer += oprot->writeFieldBegin("details", ::apache::thrift::protocol::T_STRING, 3);
+    xfer += oprot->writeString(this->details);
+    xfer += oprot->writeFieldEnd();
+  }
+  if (this->__isset.sqlstate) {
+    xfer += oprot->writeFieldBegin("sqlstate", ::apache::thrift::protocol::T_STRING, 4);
+    xfer += oprot->writeString(this->sqlstate);
+    xfer += oprot->writeFieldEnd();
+  }
+  xfer += oprot->writeFieldStop();
+  xfer += oprot->writeStructEnd();
+  return xfer;
+}
+
+void swap(DBException &a, DBException &b) {
+  using ::std::swap;
+  swap(a.errorCode, b.errorCode);
+  swap(a.message, b.message);
+  swap(a.details, b.details);
+  swap(a.sqlstate, b.sqlstate);
+  swap(a.__isset, b.__isset);
+}
+
+DBException::DBException(const DBException& other4) : TException() {
+  errorCode = other4.errorCode;
+  message = other4.message;
+  details = other4.details;
+  sqlstate = other4.sqlstate;
+  __isset = other4.__isset;
+}
+DBException& DBException::operator=(const DBException& other5) {
+  errorCode = other5.errorCode;
+  message = other5.message;
+  details = other5.details;
+  sqlstate = other5.sqlstate;
+  __isset = other5.__isset;
+  return *this;
+}
+void DBException::printTo(std::ostream& out) const {
+  using ::apache::thrift::to_string;
+  out << "DBException(";
+  out << "errorCode="; (__isset.errorCode ? (out << to_string(errorCode)) : (out << "<null>"));
+  out << ", " << "message="; (__isset.message ? (out << to_string(message)) : (out << "<null>"));
+  out << ", " << "details="; (__isset.details ? (out << to_string(details)) : (out << "<null>"));
+  out << ", " << "sqlstate="; (__isset.sqlstate ? (out << to_string(sqlstate)) : (out << "<null>"));
+  out << ")";
+}
+
+const char* DBException::what() const noexcept {
+  try {
+    std::stringstream ss;
+    ss << "TException - service has thrown: " << *this;
+    this->thriftTExceptionMessageHolder_ = ss.str();
+    return this->thriftTExceptionMessageHolder_.c_str();
+  } catch (const std::exception&) {
+    return "TException - service has thrown: DBException";
+  }
+}
+
+
 Tuple::~Tuple() noexcept {
 }
 
@@ -467,14 +638,14 @@ uint32_t Tuple::read(::apache::thrift::protocol::TProtocol* iprot) {
         if (ftype == ::apache::thrift::protocol::T_LIST) {
           {
             this->cells.clear();
-            uint32_t _size4;
-            ::apache::thrift::protocol::TType _etype7;
-            xfer += iprot->readListBegin(_etype7, _size4);
-            this->cells.resize(_size4);
-            uint32_t _i8;
-            for (_i8 = 0; _i8 < _size4; ++_i8)
+            uint32_t _size6;
+            ::apache::thrift::protocol::TType _etype9;
+            xfer += iprot->readListBegin(_etype9, _size6);
+            this->cells.resize(_size6);
+            uint32_t _i10;
+            for (_i10 = 0; _i10 < _size6; ++_i10)
             {
-              xfer += iprot->readBinary(this->cells[_i8]);
+              xfer += iprot->readBinary(this->cells[_i10]);
             }
             xfer += iprot->readListEnd();
           }
@@ -487,14 +658,14 @@ uint32_t Tuple::read(::apache::thrift::protocol::TProtocol* iprot) {
         if (ftype == ::apache::thrift::protocol::T_LIST) {
           {
             this->nulls.clear();
-            uint32_t _size9;
-            ::apache::thrift::protocol::TType _etype12;
-            xfer += iprot->readListBegin(_etype12, _size9);
-            this->nulls.resize(_size9);
-            uint32_t _i13;
-            for (_i13 = 0; _i13 < _size9; ++_i13)
+            uint32_t _size11;
+            ::apache::thrift::protocol::TType _etype14;
+            xfer += iprot->readListBegin(_etype14, _size11);
+            this->nulls.resize(_size11);
+            uint32_t _i15;
+            for (_i15 = 0; _i15 < _size11; ++_i15)
             {
-              xfer += iprot->readBool(this->nulls[_i13]);
+              xfer += iprot->readBool(this->nulls[_i15]);
             }
             xfer += iprot->readListEnd();
           }
@@ -524,10 +695,10 @@ uint32_t Tuple::write(::apache::thrift::protocol::TProtocol* oprot) const {
     xfer += oprot->writeFieldBegin("cells", ::apache::thrift::protocol::T_LIST, 1);
     {
       xfer += oprot->writeListBegin(::apache::thrift::protocol::T_STRING, static_cast<uint32_t>(this->cells.size()));
-      std::vector<std::string> ::const_iterator _iter14;
-      for (_iter14 = this->cells.begin(); _iter14 != this->cells.end(); ++_iter14)
+      std::vector<std::string> ::const_iterator _iter16;
+      for (_iter16 = this->cells.begin(); _iter16 != this->cells.end(); ++_iter16)
       {
-        xfer += oprot->writeBinary((*_iter14));
+        xfer += oprot->writeBinary((*_iter16));
       }
       xfer += oprot->writeListEnd();
     }
@@ -537,10 +708,10 @@ uint32_t Tuple::write(::apache::thrift::protocol::TProtocol* oprot) const {
     xfer += oprot->writeFieldBegin("nulls", ::apache::thrift::protocol::T_LIST, 2);
     {
       xfer += oprot->writeListBegin(::apache::thrift::protocol::T_BOOL, static_cast<uint32_t>(this->nulls.size()));
-      std::vector<bool> ::const_iterator _iter15;
-      for (_iter15 = this->nulls.begin(); _iter15 != this->nulls.end(); ++_iter15)
+      std::vector<bool> ::const_iterator _iter17;
+      for (_iter17 = this->nulls.begin(); _iter17 != this->nulls.end(); ++_iter17)
       {
-        xfer += oprot->writeBool((*_iter15));
+        xfer += oprot->writeBool((*_iter17));
       }
       xfer += oprot->writeListEnd();
     }
@@ -558,15 +729,15 @@ void swap(Tuple &a, Tuple &b) {
   swap(a.__isset, b.__isset);
 }
 
-Tuple::Tuple(const Tuple& other16) {
-  cells = other16.cells;
-  nulls = other16.nulls;
-  __isset = other16.__isset;
+Tuple::Tuple(const Tuple& other18) {
+  cells = other18.cells;
+  nulls = other18.nulls;
+  __isset = other18.__isset;
 }
-Tuple& Tuple::operator=(const Tuple& other17) {
-  cells = other17.cells;
-  nulls = other17.nulls;
-  __isset = other17.__isset;
+Tuple& Tuple::operator=(const Tuple& other19) {
+  cells = other19.cells;
+  nulls = other19.nulls;
+  __isset = other19.__isset;
   return *this;
 }
 void Tuple::printTo(std::ostream& out) const {
@@ -677,14 +848,14 @@ uint32_t ResultSet::read(::apache::thrift::protocol::TProtocol* iprot) {
         if (ftype == ::apache::thrift::protocol::T_LIST) {
           {
             this->tuples.clear();
-            uint32_t _size18;
-            ::apache::thrift::protocol::TType _etype21;
-            xfer += iprot->readListBegin(_etype21, _size18);
-            this->tuples.resize(_size18);
-            uint32_t _i22;
-            for (_i22 = 0; _i22 < _size18; ++_i22)
+            uint32_t _size20;
+            ::apache::thrift::protocol::TType _etype23;
+            xfer += iprot->readListBegin(_etype23, _size20);
+            this->tuples.resize(_size20);
+            uint32_t _i24;
+            for (_i24 = 0; _i24 < _size20; ++_i24)
             {
-              xfer += this->tuples[_i22].read(iprot);
+              xfer += this->tuples[_i24].read(iprot);
             }
             xfer += iprot->readListEnd();
           }
@@ -697,14 +868,14 @@ uint32_t ResultSet::read(::apache::thrift::protocol::TProtocol* iprot) {
         if (ftype == ::apache::thrift::protocol::T_LIST) {
           {
             this->field_names.clear();
-            uint32_t _size23;
-            ::apache::thrift::protocol::TType _etype26;
-            xfer += iprot->readListBegin(_etype26, _size23);
-            this->field_names.resize(_size23);
-            uint32_t _i27;
-            for (_i27 = 0; _i27 < _size23; ++_i27)
+            uint32_t _size25;
+            ::apache::thrift::protocol::TType _etype28;
+            xfer += iprot->readListBegin(_etype28, _size25);
+            this->field_names.resize(_size25);
+            uint32_t _i29;
+            for (_i29 = 0; _i29 < _size25; ++_i29)
             {
-              xfer += iprot->readString(this->field_names[_i27]);
+              xfer += iprot->readString(this->field_names[_i29]);
             }
             xfer += iprot->readListEnd();
           }
@@ -717,14 +888,14 @@ uint32_t ResultSet::read(::apache::thrift::protocol::TProtocol* iprot) {
         if (ftype == ::apache::thrift::protocol::T_LIST) {
           {
             this->field_types.clear();
-            uint32_t _size28;
-            ::apache::thrift::protocol::TType _etype31;
-            xfer += iprot->readListBegin(_etype31, _size28);
-            this->field_types.resize(_size28);
-            uint32_t _i32;
-            for (_i32 = 0; _i32 < _size28; ++_i32)
+            uint32_t _size30;
+            ::apache::thrift::protocol::TType _etype33;
+            xfer += iprot->readListBegin(_etype33, _size30);
+            this->field_types.resize(_size30);
+            uint32_t _i34;
+            for (_i34 = 0; _i34 < _size30; ++_i34)
             {
-              xfer += iprot->readString(this->field_types[_i32]);
+              xfer += iprot->readString(this->field_types[_i34]);
             }
             xfer += iprot->readListEnd();
           }
@@ -786,10 +957,10 @@ uint32_t ResultSet::write(::apache::thrift::protocol::TProtocol* oprot) const {
     xfer += oprot->writeFieldBegin("tuples", ::apache::thrift::protocol::T_LIST, 4);
     {
       xfer += oprot->writeListBegin(::apache::thrift::protocol::T_STRUCT, static_cast<uint32_t>(this->tuples.size()));
-      std::vector<Tuple> ::const_iterator _iter33;
-      for (_iter33 = this->tuples.begin(); _iter33 != this->tuples.end(); ++_iter33)
+      std::vector<Tuple> ::const_iterator _iter35;
+      for (_iter35 = this->tuples.begin(); _iter35 != this->tuples.end(); ++_iter35)
       {
-        xfer += (*_iter33).write(oprot);
+        xfer += (*_iter35).write(oprot);
       }
       xfer += oprot->writeListEnd();
     }
@@ -799,10 +970,10 @@ uint32_t ResultSet::write(::apache::thrift::protocol::TProtocol* oprot) const {
     xfer += oprot->writeFieldBegin("field_names", ::apache::thrift::protocol::T_LIST, 5);
     {
       xfer += oprot->writeListBegin(::apache::thrift::protocol::T_STRING, static_cast<uint32_t>(this->field_names.size()));
-      std::vector<std::string> ::const_iterator _iter34;
-      for (_iter34 = this->field_names.begin(); _iter34 != this->field_names.end(); ++_iter34)
+      std::vector<std::string> ::const_iterator _iter36;
+      for (_iter36 = this->field_names.begin(); _iter36 != this->field_names.end(); ++_iter36)
       {
-        xfer += oprot->writeString((*_iter34));
+        xfer += oprot->writeString((*_iter36));
       }
       xfer += oprot->writeListEnd();
     }
@@ -812,10 +983,10 @@ uint32_t ResultSet::write(::apache::thrift::protocol::TProtocol* oprot) const {
     xfer += oprot->writeFieldBegin("field_types", ::apache::thrift::protocol::T_LIST, 6);
     {
       xfer += oprot->writeListBegin(::apache::thrift::protocol::T_STRING, static_cast<uint32_t>(this->field_types.size()));
-      std::vector<std::string> ::const_iterator _iter35;
-      for (_iter35 = this->field_types.begin(); _iter35 != this->field_types.end(); ++_iter35)
+      std::vector<std::string> ::const_iterator _iter37;
+      for (_iter37 = this->field_types.begin(); _iter37 != this->field_types.end(); ++_iter37)
       {
-        xfer += oprot->writeString((*_iter35));
+        xfer += oprot->writeString((*_iter37));
       }
       xfer += oprot->writeListEnd();
     }
@@ -849,27 +1020,27 @@ void swap(ResultSet &a, ResultSet &b) {
   swap(a.__isset, b.__isset);
 }
 
-ResultSet::ResultSet(const ResultSet& other36) {
-  status = other36.status;
-  con = other36.con;
-  row_count = other36.row_count;
-  tuples = other36.tuples;
-  field_names = other36.field_names;
-  field_types = other36.field_types;
-  rows_affected = other36.rows_affected;
-  error = other36.error;
-  __isset = other36.__isset;
+ResultSet::ResultSet(const ResultSet& other38) {
+  status = other38.status;
+  con = other38.con;
+  row_count = other38.row_count;
+  tuples = other38.tuples;
+  field_names = other38.field_names;
+  field_types = other38.field_types;
+  rows_affected = other38.rows_affected;
+  error = other38.error;
+  __isset = other38.__isset;
 }
-ResultSet& ResultSet::operator=(const ResultSet& other37) {
-  status = other37.status;
-  con = other37.con;
-  row_count = other37.row_count;
-  tuples = other37.tuples;
-  field_names = other37.field_names;
-  field_types = other37.field_types;
-  rows_affected = other37.rows_affected;
-  error = other37.error;
-  __isset = other37.__isset;
+ResultSet& ResultSet::operator=(const ResultSet& other39) {
+  status = other39.status;
+  con = other39.con;
+  row_count = other39.row_count;
+  tuples = other39.tuples;
+  field_names = other39.field_names;
+  field_types = other39.field_types;
+  rows_affected = other39.rows_affected;
+  error = other39.error;
+  __isset = other39.__isset;
   return *this;
 }
 void ResultSet::printTo(std::ostream& out) const {
@@ -1040,21 +1211,21 @@ void swap(Value &a, Value &b) {
   swap(a.__isset, b.__isset);
 }
 
-Value::Value(const Value& other38) {
-  bool_value = other38.bool_value;
-  int_value = other38.int_value;
-  double_value = other38.double_value;
-  text_value = other38.text_value;
-  binary_value = other38.binary_value;
-  __isset = other38.__isset;
+Value::Value(const Value& other40) {
+  bool_value = other40.bool_value;
+  int_value = other40.int_value;
+  double_value = other40.double_value;
+  text_value = other40.text_value;
+  binary_value = other40.binary_value;
+  __isset = other40.__isset;
 }
-Value& Value::operator=(const Value& other39) {
-  bool_value = other39.bool_value;
-  int_value = other39.int_value;
-  double_value = other39.double_value;
-  text_value = other39.text_value;
-  binary_value = other39.binary_value;
-  __isset = other39.__isset;
+Value& Value::operator=(const Value& other41) {
+  bool_value = other41.bool_value;
+  int_value = other41.int_value;
+  double_value = other41.double_value;
+  text_value = other41.text_value;
+  binary_value = other41.binary_value;
+  __isset = other41.__isset;
   return *this;
 }
 void Value::printTo(std::ostream& out) const {
@@ -1122,14 +1293,14 @@ uint32_t Statement::read(::apache::thrift::protocol::TProtocol* iprot) {
         if (ftype == ::apache::thrift::protocol::T_LIST) {
           {
             this->params.clear();
-            uint32_t _size40;
-            ::apache::thrift::protocol::TType _etype43;
-            xfer += iprot->readListBegin(_etype43, _size40);
-            this->params.resize(_size40);
-            uint32_t _i44;
-            for (_i44 = 0; _i44 < _size40; ++_i44)
+            uint32_t _size42;
+            ::apache::thrift::protocol::TType _etype45;
+            xfer += iprot->readListBegin(_etype45, _size42);
+            this->params.resize(_size42);
+            uint32_t _i46;
+            for (_i46 = 0; _i46 < _size42; ++_i46)
             {
-              xfer += this->params[_i44].read(iprot);
+              xfer += this->params[_i46].read(iprot);
             }
             xfer += iprot->readListEnd();
           }
@@ -1165,10 +1336,10 @@ uint32_t Statement::write(::apache::thrift::protocol::TProtocol* oprot) const {
     xfer += oprot->writeFieldBegin("params", ::apache::thrift::protocol::T_LIST, 2);
     {
       xfer += oprot->writeListBegin(::apache::thrift::protocol::T_STRUCT, static_cast<uint32_t>(this->params.size()));
-      std::vector<Value> ::const_iterator _iter45;
-      for (_iter45 = this->params.begin(); _iter45 != this->params.end(); ++_iter45)
+      std::vector<Value> ::const_iterator _iter47;
+      for (_iter47 = this->params.begin(); _iter47 != this->params.end(); ++_iter47)
       {
-        xfer += (*_iter45).write(oprot);
+        xfer += (*_iter47).write(oprot);
       }
       xfer += oprot->writeListEnd();
     }
@@ -1186,15 +1357,15 @@ void swap(Statement &a, Statement &b) {
   swap(a.__isset, b.__isset);
 }
 
-Statement::Statement(const Statement& other46) {
-  query = other46.query;
-  params = other46.params;
-  __isset = other46.__isset;
+Statement::Statement(const Statement& other48) {
+  query = other48.query;
+  params = other48.params;
+  __isset = other48.__isset;
 }
-Statement& Statement::operator=(const Statement& other47) {
-  query = other47.query;
-  params = other47.params;
-  __isset = other47.__isset;
+Statement& Statement::operator=(const Statement& other49) {
+  query = other49.query;
+  params = other49.params;
+  __isset = other49.__isset;
   return *this;
 }
 void Statement::printTo(std::ostream& out) const {
@@ -1203,177 +1374,6 @@ void Statement::printTo(std::ostream& out) const {
   out << "query=" << to_string(query);
   out << ", " << "params="; (__isset.params ? (out << to_string(params)) : (out << "<null>"));
   out << ")";
-}
-
-
-DBException::~DBException() noexcept {
-}
-
-
-void DBException::__set_errorCode(const int32_t val) {
-  this->errorCode = val;
-__isset.errorCode = true;
-}
-
-void DBException::__set_message(const std::string& val) {
-  this->message = val;
-__isset.message = true;
-}
-
-void DBException::__set_details(const std::string& val) {
-  this->details = val;
-__isset.details = true;
-}
-
-void DBException::__set_sqlstate(const std::string& val) {
-  this->sqlstate = val;
-__isset.sqlstate = true;
-}
-std::ostream& operator<<(std::ostream& out, const DBException& obj)
-{
-  obj.printTo(out);
-  return out;
-}
-
-
-uint32_t DBException::read(::apache::thrift::protocol::TProtocol* iprot) {
-
-  ::apache::thrift::protocol::TInputRecursionTracker tracker(*iprot);
-  uint32_t xfer = 0;
-  std::string fname;
-  ::apache::thrift::protocol::TType ftype;
-  int16_t fid;
-
-  xfer += iprot->readStructBegin(fname);
-
-  using ::apache::thrift::protocol::TProtocolException;
-
-
-  while (true)
-  {
-    xfer += iprot->readFieldBegin(fname, ftype, fid);
-    if (ftype == ::apache::thrift::protocol::T_STOP) {
-      break;
-    }
-    switch (fid)
-    {
-      case 1:
-        if (ftype == ::apache::thrift::protocol::T_I32) {
-          xfer += iprot->readI32(this->errorCode);
-          this->__isset.errorCode = true;
-        } else {
-          xfer += iprot->skip(ftype);
-        }
-        break;
-      case 2:
-        if (ftype == ::apache::thrift::protocol::T_STRING) {
-          xfer += iprot->readString(this->message);
-          this->__isset.message = true;
-        } else {
-          xfer += iprot->skip(ftype);
-        }
-        break;
-      case 3:
-        if (ftype == ::apache::thrift::protocol::T_STRING) {
-          xfer += iprot->readString(this->details);
-          this->__isset.details = true;
-        } else {
-          xfer += iprot->skip(ftype);
-        }
-        break;
-      case 4:
-        if (ftype == ::apache::thrift::protocol::T_STRING) {
-          xfer += iprot->readString(this->sqlstate);
-          this->__isset.sqlstate = true;
-        } else {
-          xfer += iprot->skip(ftype);
-        }
-        break;
-      default:
-        xfer += iprot->skip(ftype);
-        break;
-    }
-    xfer += iprot->readFieldEnd();
-  }
-
-  xfer += iprot->readStructEnd();
-
-  return xfer;
-}
-
-uint32_t DBException::write(::apache::thrift::protocol::TProtocol* oprot) const {
-  uint32_t xfer = 0;
-  ::apache::thrift::protocol::TOutputRecursionTracker tracker(*oprot);
-  xfer += oprot->writeStructBegin("DBException");
-
-  if (this->__isset.errorCode) {
-    xfer += oprot->writeFieldBegin("errorCode", ::apache::thrift::protocol::T_I32, 1);
-    xfer += oprot->writeI32(this->errorCode);
-    xfer += oprot->writeFieldEnd();
-  }
-  if (this->__isset.message) {
-    xfer += oprot->writeFieldBegin("message", ::apache::thrift::protocol::T_STRING, 2);
-    xfer += oprot->writeString(this->message);
-    xfer += oprot->writeFieldEnd();
-  }
-  if (this->__isset.details) {
-    xfer += oprot->writeFieldBegin("details", ::apache::thrift::protocol::T_STRING, 3);
-    xfer += oprot->writeString(this->details);
-    xfer += oprot->writeFieldEnd();
-  }
-  if (this->__isset.sqlstate) {
-    xfer += oprot->writeFieldBegin("sqlstate", ::apache::thrift::protocol::T_STRING, 4);
-    xfer += oprot->writeString(this->sqlstate);
-    xfer += oprot->writeFieldEnd();
-  }
-  xfer += oprot->writeFieldStop();
-  xfer += oprot->writeStructEnd();
-  return xfer;
-}
-
-void swap(DBException &a, DBException &b) {
-  using ::std::swap;
-  swap(a.errorCode, b.errorCode);
-  swap(a.message, b.message);
-  swap(a.details, b.details);
-  swap(a.sqlstate, b.sqlstate);
-  swap(a.__isset, b.__isset);
-}
-
-DBException::DBException(const DBException& other48) : TException() {
-  errorCode = other48.errorCode;
-  message = other48.message;
-  details = other48.details;
-  sqlstate = other48.sqlstate;
-  __isset = other48.__isset;
-}
-DBException& DBException::operator=(const DBException& other49) {
-  errorCode = other49.errorCode;
-  message = other49.message;
-  details = other49.details;
-  sqlstate = other49.sqlstate;
-  __isset = other49.__isset;
-  return *this;
-}
-void DBException::printTo(std::ostream& out) const {
-  using ::apache::thrift::to_string;
-  out << "DBException(";
-  out << "errorCode="; (__isset.errorCode ? (out << to_string(errorCode)) : (out << "<null>"));
-  out << ", " << "message="; (__isset.message ? (out << to_string(message)) : (out << "<null>"));
-  out << ", " << "details="; (__isset.details ? (out << to_string(details)) : (out << "<null>"));
-  out << ", " << "sqlstate="; (__isset.sqlstate ? (out << to_string(sqlstate)) : (out << "<null>"));
-  out << ")";
-}
-
-const char* DBException::what() const noexcept {
-  try {
-    std::stringstream ss;
-    ss << "TException - service has thrown: " << *this;
-    this->thriftTExceptionMessageHolder_ = ss.str();
-    return this->thriftTExceptionMessageHolder_.c_str();
-  } catch (const std::exception&) {
-    return "TException - service has thrown: DBException";
-  }
 }
 
 } // namespace

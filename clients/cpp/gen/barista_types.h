@@ -25,6 +25,8 @@ class ConnectionParams;
 
 class Connection;
 
+class DBException;
+
 class Tuple;
 
 class ResultSet;
@@ -32,8 +34,6 @@ class ResultSet;
 class Value;
 
 class Statement;
-
-class DBException;
 
 typedef struct _ConnectionParams__isset {
   _ConnectionParams__isset() : client_id(false), seq_id(false), user(false), password(false), database(false), connection_id(false) {}
@@ -214,6 +214,80 @@ class Connection : public virtual ::apache::thrift::TBase {
 void swap(Connection &a, Connection &b);
 
 std::ostream& operator<<(std::ostream& out, const Connection& obj);
+
+typedef struct _DBException__isset {
+  _DBException__isset() : errorCode(false), message(false), details(false), sqlstate(false) {}
+  bool errorCode :1;
+  bool message :1;
+  bool details :1;
+  bool sqlstate :1;
+} _DBException__isset;
+
+class DBException : public ::apache::thrift::TException {
+ public:
+
+  DBException(const DBException&);
+  DBException& operator=(const DBException&);
+  DBException() noexcept
+              : errorCode(0),
+                message(),
+                details(),
+                sqlstate() {
+  }
+
+  virtual ~DBException() noexcept;
+  int32_t errorCode;
+  std::string message;
+  std::string details;
+  std::string sqlstate;
+
+  _DBException__isset __isset;
+
+  void __set_errorCode(const int32_t val);
+
+  void __set_message(const std::string& val);
+
+  void __set_details(const std::string& val);
+
+  void __set_sqlstate(const std::string& val);
+
+  bool operator == (const DBException & rhs) const
+  {
+    if (__isset.errorCode != rhs.__isset.errorCode)
+      return false;
+    else if (__isset.errorCode && !(errorCode == rhs.errorCode))
+      return false;
+    if (__isset.message != rhs.__isset.message)
+      return false;
+    else if (__isset.message && !(message == rhs.message))
+      return false;
+    if (__isset.details != rhs.__isset.details)
+      return false;
+    else if (__isset.details && !(details == rhs.details))
+      return false;
+    if (__isset.sqlstate != rhs.__isset.sqlstate)
+      return false;
+    else if (__isset.sqlstate && !(sqlstate == rhs.sqlstate))
+      return false;
+    return true;
+  }
+  bool operator != (const DBException &rhs) const {
+    return !(*this == rhs);
+  }
+
+  bool operator < (const DBException & ) const;
+
+  uint32_t read(::apache::thrift::protocol::TProtocol* iprot);
+  uint32_t write(::apache::thrift::protocol::TProtocol* oprot) const;
+
+  virtual void printTo(std::ostream& out) const;
+  mutable std::string thriftTExceptionMessageHolder_;
+  const char* what() const noexcept override;
+};
+
+void swap(DBException &a, DBException &b);
+
+std::ostream& operator<<(std::ostream& out, const DBException& obj);
 
 typedef struct _Tuple__isset {
   _Tuple__isset() : cells(false), nulls(false) {}
@@ -497,80 +571,6 @@ class Statement : public virtual ::apache::thrift::TBase {
 void swap(Statement &a, Statement &b);
 
 std::ostream& operator<<(std::ostream& out, const Statement& obj);
-
-typedef struct _DBException__isset {
-  _DBException__isset() : errorCode(false), message(false), details(false), sqlstate(false) {}
-  bool errorCode :1;
-  bool message :1;
-  bool details :1;
-  bool sqlstate :1;
-} _DBException__isset;
-
-class DBException : public ::apache::thrift::TException {
- public:
-
-  DBException(const DBException&);
-  DBException& operator=(const DBException&);
-  DBException() noexcept
-              : errorCode(0),
-                message(),
-                details(),
-                sqlstate() {
-  }
-
-  virtual ~DBException() noexcept;
-  int32_t errorCode;
-  std::string message;
-  std::string details;
-  std::string sqlstate;
-
-  _DBException__isset __isset;
-
-  void __set_errorCode(const int32_t val);
-
-  void __set_message(const std::string& val);
-
-  void __set_details(const std::string& val);
-
-  void __set_sqlstate(const std::string& val);
-
-  bool operator == (const DBException & rhs) const
-  {
-    if (__isset.errorCode != rhs.__isset.errorCode)
-      return false;
-    else if (__isset.errorCode && !(errorCode == rhs.errorCode))
-      return false;
-    if (__isset.message != rhs.__isset.message)
-      return false;
-    else if (__isset.message && !(message == rhs.message))
-      return false;
-    if (__isset.details != rhs.__isset.details)
-      return false;
-    else if (__isset.details && !(details == rhs.details))
-      return false;
-    if (__isset.sqlstate != rhs.__isset.sqlstate)
-      return false;
-    else if (__isset.sqlstate && !(sqlstate == rhs.sqlstate))
-      return false;
-    return true;
-  }
-  bool operator != (const DBException &rhs) const {
-    return !(*this == rhs);
-  }
-
-  bool operator < (const DBException & ) const;
-
-  uint32_t read(::apache::thrift::protocol::TProtocol* iprot);
-  uint32_t write(::apache::thrift::protocol::TProtocol* oprot) const;
-
-  virtual void printTo(std::ostream& out) const;
-  mutable std::string thriftTExceptionMessageHolder_;
-  const char* what() const noexcept override;
-};
-
-void swap(DBException &a, DBException &b);
-
-std::ostream& operator<<(std::ostream& out, const DBException& obj);
 
 } // namespace
 

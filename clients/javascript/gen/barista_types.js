@@ -266,6 +266,104 @@ Connection.prototype.write = function(output) {
   return;
 };
 
+var DBException = module.exports.DBException = function(args) {
+  Thrift.TException.call(this, "DBException");
+  this.name = "DBException";
+  this.errorCode = null;
+  this.message = null;
+  this.details = null;
+  this.sqlstate = null;
+  if (args) {
+    if (args.errorCode !== undefined && args.errorCode !== null) {
+      this.errorCode = args.errorCode;
+    }
+    if (args.message !== undefined && args.message !== null) {
+      this.message = args.message;
+    }
+    if (args.details !== undefined && args.details !== null) {
+      this.details = args.details;
+    }
+    if (args.sqlstate !== undefined && args.sqlstate !== null) {
+      this.sqlstate = args.sqlstate;
+    }
+  }
+};
+Thrift.inherits(DBException, Thrift.TException);
+DBException.prototype.name = 'DBException';
+DBException.prototype.read = function(input) {
+  input.readStructBegin();
+  while (true) {
+    var ret = input.readFieldBegin();
+    var ftype = ret.ftype;
+    var fid = ret.fid;
+    if (ftype == Thrift.Type.STOP) {
+      break;
+    }
+    switch (fid) {
+      case 1:
+      if (ftype == Thrift.Type.I32) {
+        this.errorCode = input.readI32();
+      } else {
+        input.skip(ftype);
+      }
+      break;
+      case 2:
+      if (ftype == Thrift.Type.STRING) {
+        this.message = input.readString();
+      } else {
+        input.skip(ftype);
+      }
+      break;
+      case 3:
+      if (ftype == Thrift.Type.STRING) {
+        this.details = input.readString();
+      } else {
+        input.skip(ftype);
+      }
+      break;
+      case 4:
+      if (ftype == Thrift.Type.STRING) {
+        this.sqlstate = input.readString();
+      } else {
+        input.skip(ftype);
+      }
+      break;
+      default:
+        input.skip(ftype);
+    }
+    input.readFieldEnd();
+  }
+  input.readStructEnd();
+  return;
+};
+
+DBException.prototype.write = function(output) {
+  output.writeStructBegin('DBException');
+  if (this.errorCode !== null && this.errorCode !== undefined) {
+    output.writeFieldBegin('errorCode', Thrift.Type.I32, 1);
+    output.writeI32(this.errorCode);
+    output.writeFieldEnd();
+  }
+  if (this.message !== null && this.message !== undefined) {
+    output.writeFieldBegin('message', Thrift.Type.STRING, 2);
+    output.writeString(this.message);
+    output.writeFieldEnd();
+  }
+  if (this.details !== null && this.details !== undefined) {
+    output.writeFieldBegin('details', Thrift.Type.STRING, 3);
+    output.writeString(this.details);
+    output.writeFieldEnd();
+  }
+  if (this.sqlstate !== null && this.sqlstate !== undefined) {
+    output.writeFieldBegin('sqlstate', Thrift.Type.STRING, 4);
+    output.writeString(this.sqlstate);
+    output.writeFieldEnd();
+  }
+  output.writeFieldStop();
+  output.writeStructEnd();
+  return;
+};
+
 var Tuple = module.exports.Tuple = function(args) {
   this.cells = null;
   this.nulls = null;
@@ -757,104 +855,6 @@ Statement.prototype.write = function(output) {
       }
     }
     output.writeListEnd();
-    output.writeFieldEnd();
-  }
-  output.writeFieldStop();
-  output.writeStructEnd();
-  return;
-};
-
-var DBException = module.exports.DBException = function(args) {
-  Thrift.TException.call(this, "DBException");
-  this.name = "DBException";
-  this.errorCode = null;
-  this.message = null;
-  this.details = null;
-  this.sqlstate = null;
-  if (args) {
-    if (args.errorCode !== undefined && args.errorCode !== null) {
-      this.errorCode = args.errorCode;
-    }
-    if (args.message !== undefined && args.message !== null) {
-      this.message = args.message;
-    }
-    if (args.details !== undefined && args.details !== null) {
-      this.details = args.details;
-    }
-    if (args.sqlstate !== undefined && args.sqlstate !== null) {
-      this.sqlstate = args.sqlstate;
-    }
-  }
-};
-Thrift.inherits(DBException, Thrift.TException);
-DBException.prototype.name = 'DBException';
-DBException.prototype.read = function(input) {
-  input.readStructBegin();
-  while (true) {
-    var ret = input.readFieldBegin();
-    var ftype = ret.ftype;
-    var fid = ret.fid;
-    if (ftype == Thrift.Type.STOP) {
-      break;
-    }
-    switch (fid) {
-      case 1:
-      if (ftype == Thrift.Type.I32) {
-        this.errorCode = input.readI32();
-      } else {
-        input.skip(ftype);
-      }
-      break;
-      case 2:
-      if (ftype == Thrift.Type.STRING) {
-        this.message = input.readString();
-      } else {
-        input.skip(ftype);
-      }
-      break;
-      case 3:
-      if (ftype == Thrift.Type.STRING) {
-        this.details = input.readString();
-      } else {
-        input.skip(ftype);
-      }
-      break;
-      case 4:
-      if (ftype == Thrift.Type.STRING) {
-        this.sqlstate = input.readString();
-      } else {
-        input.skip(ftype);
-      }
-      break;
-      default:
-        input.skip(ftype);
-    }
-    input.readFieldEnd();
-  }
-  input.readStructEnd();
-  return;
-};
-
-DBException.prototype.write = function(output) {
-  output.writeStructBegin('DBException');
-  if (this.errorCode !== null && this.errorCode !== undefined) {
-    output.writeFieldBegin('errorCode', Thrift.Type.I32, 1);
-    output.writeI32(this.errorCode);
-    output.writeFieldEnd();
-  }
-  if (this.message !== null && this.message !== undefined) {
-    output.writeFieldBegin('message', Thrift.Type.STRING, 2);
-    output.writeString(this.message);
-    output.writeFieldEnd();
-  }
-  if (this.details !== null && this.details !== undefined) {
-    output.writeFieldBegin('details', Thrift.Type.STRING, 3);
-    output.writeString(this.details);
-    output.writeFieldEnd();
-  }
-  if (this.sqlstate !== null && this.sqlstate !== undefined) {
-    output.writeFieldBegin('sqlstate', Thrift.Type.STRING, 4);
-    output.writeString(this.sqlstate);
     output.writeFieldEnd();
   }
   output.writeFieldStop();

@@ -760,6 +760,284 @@ func (p *Connection) String() string {
 }
 
 // Attributes:
+//  - ErrorCode
+//  - Message
+//  - Details
+//  - Sqlstate
+type DBException struct {
+  ErrorCode *int32 `thrift:"errorCode,1" db:"errorCode" json:"errorCode,omitempty"`
+  Message *string `thrift:"message,2" db:"message" json:"message,omitempty"`
+  Details *string `thrift:"details,3" db:"details" json:"details,omitempty"`
+  Sqlstate *string `thrift:"sqlstate,4" db:"sqlstate" json:"sqlstate,omitempty"`
+}
+
+func NewDBException() *DBException {
+  return &DBException{}
+}
+
+var DBException_ErrorCode_DEFAULT int32
+func (p *DBException) GetErrorCode() int32 {
+  if !p.IsSetErrorCode() {
+    return DBException_ErrorCode_DEFAULT
+  }
+return *p.ErrorCode
+}
+var DBException_Message_DEFAULT string
+func (p *DBException) GetMessage() string {
+  if !p.IsSetMessage() {
+    return DBException_Message_DEFAULT
+  }
+return *p.Message
+}
+var DBException_Details_DEFAULT string
+func (p *DBException) GetDetails() string {
+  if !p.IsSetDetails() {
+    return DBException_Details_DEFAULT
+  }
+return *p.Details
+}
+var DBException_Sqlstate_DEFAULT string
+func (p *DBException) GetSqlstate() string {
+  if !p.IsSetSqlstate() {
+    return DBException_Sqlstate_DEFAULT
+  }
+return *p.Sqlstate
+}
+func (p *DBException) IsSetErrorCode() bool {
+  return p.ErrorCode != nil
+}
+
+func (p *DBException) IsSetMessage() bool {
+  return p.Message != nil
+}
+
+func (p *DBException) IsSetDetails() bool {
+  return p.Details != nil
+}
+
+func (p *DBException) IsSetSqlstate() bool {
+  return p.Sqlstate != nil
+}
+
+func (p *DBException) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.I32 {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 3:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField3(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 4:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField4(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *DBException)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadI32(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.ErrorCode = &v
+}
+  return nil
+}
+
+func (p *DBException)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.Message = &v
+}
+  return nil
+}
+
+func (p *DBException)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 3: ", err)
+} else {
+  p.Details = &v
+}
+  return nil
+}
+
+func (p *DBException)  ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 4: ", err)
+} else {
+  p.Sqlstate = &v
+}
+  return nil
+}
+
+func (p *DBException) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "DBException"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+    if err := p.writeField3(ctx, oprot); err != nil { return err }
+    if err := p.writeField4(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *DBException) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetErrorCode() {
+    if err := oprot.WriteFieldBegin(ctx, "errorCode", thrift.I32, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:errorCode: ", p), err) }
+    if err := oprot.WriteI32(ctx, int32(*p.ErrorCode)); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T.errorCode (1) field write error: ", p), err) }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:errorCode: ", p), err) }
+  }
+  return err
+}
+
+func (p *DBException) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetMessage() {
+    if err := oprot.WriteFieldBegin(ctx, "message", thrift.STRING, 2); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:message: ", p), err) }
+    if err := oprot.WriteString(ctx, string(*p.Message)); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T.message (2) field write error: ", p), err) }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 2:message: ", p), err) }
+  }
+  return err
+}
+
+func (p *DBException) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetDetails() {
+    if err := oprot.WriteFieldBegin(ctx, "details", thrift.STRING, 3); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:details: ", p), err) }
+    if err := oprot.WriteString(ctx, string(*p.Details)); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T.details (3) field write error: ", p), err) }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 3:details: ", p), err) }
+  }
+  return err
+}
+
+func (p *DBException) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetSqlstate() {
+    if err := oprot.WriteFieldBegin(ctx, "sqlstate", thrift.STRING, 4); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:sqlstate: ", p), err) }
+    if err := oprot.WriteString(ctx, string(*p.Sqlstate)); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T.sqlstate (4) field write error: ", p), err) }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 4:sqlstate: ", p), err) }
+  }
+  return err
+}
+
+func (p *DBException) Equals(other *DBException) bool {
+  if p == other {
+    return true
+  } else if p == nil || other == nil {
+    return false
+  }
+  if p.ErrorCode != other.ErrorCode {
+    if p.ErrorCode == nil || other.ErrorCode == nil {
+      return false
+    }
+    if (*p.ErrorCode) != (*other.ErrorCode) { return false }
+  }
+  if p.Message != other.Message {
+    if p.Message == nil || other.Message == nil {
+      return false
+    }
+    if (*p.Message) != (*other.Message) { return false }
+  }
+  if p.Details != other.Details {
+    if p.Details == nil || other.Details == nil {
+      return false
+    }
+    if (*p.Details) != (*other.Details) { return false }
+  }
+  if p.Sqlstate != other.Sqlstate {
+    if p.Sqlstate == nil || other.Sqlstate == nil {
+      return false
+    }
+    if (*p.Sqlstate) != (*other.Sqlstate) { return false }
+  }
+  return true
+}
+
+func (p *DBException) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("DBException(%+v)", *p)
+}
+
+func (p *DBException) Error() string {
+  return p.String()
+}
+
+func (DBException) TExceptionType() thrift.TExceptionType {
+  return thrift.TExceptionTypeCompiled
+}
+
+var _ thrift.TException = (*DBException)(nil)
+
+// Attributes:
 //  - Cells
 //  - Nulls
 type Tuple struct {
@@ -1952,284 +2230,6 @@ func (p *Statement) String() string {
   }
   return fmt.Sprintf("Statement(%+v)", *p)
 }
-
-// Attributes:
-//  - ErrorCode
-//  - Message
-//  - Details
-//  - Sqlstate
-type DBException struct {
-  ErrorCode *int32 `thrift:"errorCode,1" db:"errorCode" json:"errorCode,omitempty"`
-  Message *string `thrift:"message,2" db:"message" json:"message,omitempty"`
-  Details *string `thrift:"details,3" db:"details" json:"details,omitempty"`
-  Sqlstate *string `thrift:"sqlstate,4" db:"sqlstate" json:"sqlstate,omitempty"`
-}
-
-func NewDBException() *DBException {
-  return &DBException{}
-}
-
-var DBException_ErrorCode_DEFAULT int32
-func (p *DBException) GetErrorCode() int32 {
-  if !p.IsSetErrorCode() {
-    return DBException_ErrorCode_DEFAULT
-  }
-return *p.ErrorCode
-}
-var DBException_Message_DEFAULT string
-func (p *DBException) GetMessage() string {
-  if !p.IsSetMessage() {
-    return DBException_Message_DEFAULT
-  }
-return *p.Message
-}
-var DBException_Details_DEFAULT string
-func (p *DBException) GetDetails() string {
-  if !p.IsSetDetails() {
-    return DBException_Details_DEFAULT
-  }
-return *p.Details
-}
-var DBException_Sqlstate_DEFAULT string
-func (p *DBException) GetSqlstate() string {
-  if !p.IsSetSqlstate() {
-    return DBException_Sqlstate_DEFAULT
-  }
-return *p.Sqlstate
-}
-func (p *DBException) IsSetErrorCode() bool {
-  return p.ErrorCode != nil
-}
-
-func (p *DBException) IsSetMessage() bool {
-  return p.Message != nil
-}
-
-func (p *DBException) IsSetDetails() bool {
-  return p.Details != nil
-}
-
-func (p *DBException) IsSetSqlstate() bool {
-  return p.Sqlstate != nil
-}
-
-func (p *DBException) Read(ctx context.Context, iprot thrift.TProtocol) error {
-  if _, err := iprot.ReadStructBegin(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
-  }
-
-
-  for {
-    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
-    if err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
-    }
-    if fieldTypeId == thrift.STOP { break; }
-    switch fieldId {
-    case 1:
-      if fieldTypeId == thrift.I32 {
-        if err := p.ReadField1(ctx, iprot); err != nil {
-          return err
-        }
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    case 2:
-      if fieldTypeId == thrift.STRING {
-        if err := p.ReadField2(ctx, iprot); err != nil {
-          return err
-        }
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    case 3:
-      if fieldTypeId == thrift.STRING {
-        if err := p.ReadField3(ctx, iprot); err != nil {
-          return err
-        }
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    case 4:
-      if fieldTypeId == thrift.STRING {
-        if err := p.ReadField4(ctx, iprot); err != nil {
-          return err
-        }
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    default:
-      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-        return err
-      }
-    }
-    if err := iprot.ReadFieldEnd(ctx); err != nil {
-      return err
-    }
-  }
-  if err := iprot.ReadStructEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
-  }
-  return nil
-}
-
-func (p *DBException)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
-  if v, err := iprot.ReadI32(ctx); err != nil {
-  return thrift.PrependError("error reading field 1: ", err)
-} else {
-  p.ErrorCode = &v
-}
-  return nil
-}
-
-func (p *DBException)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
-  if v, err := iprot.ReadString(ctx); err != nil {
-  return thrift.PrependError("error reading field 2: ", err)
-} else {
-  p.Message = &v
-}
-  return nil
-}
-
-func (p *DBException)  ReadField3(ctx context.Context, iprot thrift.TProtocol) error {
-  if v, err := iprot.ReadString(ctx); err != nil {
-  return thrift.PrependError("error reading field 3: ", err)
-} else {
-  p.Details = &v
-}
-  return nil
-}
-
-func (p *DBException)  ReadField4(ctx context.Context, iprot thrift.TProtocol) error {
-  if v, err := iprot.ReadString(ctx); err != nil {
-  return thrift.PrependError("error reading field 4: ", err)
-} else {
-  p.Sqlstate = &v
-}
-  return nil
-}
-
-func (p *DBException) Write(ctx context.Context, oprot thrift.TProtocol) error {
-  if err := oprot.WriteStructBegin(ctx, "DBException"); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
-  if p != nil {
-    if err := p.writeField1(ctx, oprot); err != nil { return err }
-    if err := p.writeField2(ctx, oprot); err != nil { return err }
-    if err := p.writeField3(ctx, oprot); err != nil { return err }
-    if err := p.writeField4(ctx, oprot); err != nil { return err }
-  }
-  if err := oprot.WriteFieldStop(ctx); err != nil {
-    return thrift.PrependError("write field stop error: ", err) }
-  if err := oprot.WriteStructEnd(ctx); err != nil {
-    return thrift.PrependError("write struct stop error: ", err) }
-  return nil
-}
-
-func (p *DBException) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if p.IsSetErrorCode() {
-    if err := oprot.WriteFieldBegin(ctx, "errorCode", thrift.I32, 1); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:errorCode: ", p), err) }
-    if err := oprot.WriteI32(ctx, int32(*p.ErrorCode)); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T.errorCode (1) field write error: ", p), err) }
-    if err := oprot.WriteFieldEnd(ctx); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:errorCode: ", p), err) }
-  }
-  return err
-}
-
-func (p *DBException) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if p.IsSetMessage() {
-    if err := oprot.WriteFieldBegin(ctx, "message", thrift.STRING, 2); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:message: ", p), err) }
-    if err := oprot.WriteString(ctx, string(*p.Message)); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T.message (2) field write error: ", p), err) }
-    if err := oprot.WriteFieldEnd(ctx); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field end error 2:message: ", p), err) }
-  }
-  return err
-}
-
-func (p *DBException) writeField3(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if p.IsSetDetails() {
-    if err := oprot.WriteFieldBegin(ctx, "details", thrift.STRING, 3); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field begin error 3:details: ", p), err) }
-    if err := oprot.WriteString(ctx, string(*p.Details)); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T.details (3) field write error: ", p), err) }
-    if err := oprot.WriteFieldEnd(ctx); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field end error 3:details: ", p), err) }
-  }
-  return err
-}
-
-func (p *DBException) writeField4(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if p.IsSetSqlstate() {
-    if err := oprot.WriteFieldBegin(ctx, "sqlstate", thrift.STRING, 4); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field begin error 4:sqlstate: ", p), err) }
-    if err := oprot.WriteString(ctx, string(*p.Sqlstate)); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T.sqlstate (4) field write error: ", p), err) }
-    if err := oprot.WriteFieldEnd(ctx); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field end error 4:sqlstate: ", p), err) }
-  }
-  return err
-}
-
-func (p *DBException) Equals(other *DBException) bool {
-  if p == other {
-    return true
-  } else if p == nil || other == nil {
-    return false
-  }
-  if p.ErrorCode != other.ErrorCode {
-    if p.ErrorCode == nil || other.ErrorCode == nil {
-      return false
-    }
-    if (*p.ErrorCode) != (*other.ErrorCode) { return false }
-  }
-  if p.Message != other.Message {
-    if p.Message == nil || other.Message == nil {
-      return false
-    }
-    if (*p.Message) != (*other.Message) { return false }
-  }
-  if p.Details != other.Details {
-    if p.Details == nil || other.Details == nil {
-      return false
-    }
-    if (*p.Details) != (*other.Details) { return false }
-  }
-  if p.Sqlstate != other.Sqlstate {
-    if p.Sqlstate == nil || other.Sqlstate == nil {
-      return false
-    }
-    if (*p.Sqlstate) != (*other.Sqlstate) { return false }
-  }
-  return true
-}
-
-func (p *DBException) String() string {
-  if p == nil {
-    return "<nil>"
-  }
-  return fmt.Sprintf("DBException(%+v)", *p)
-}
-
-func (p *DBException) Error() string {
-  return p.String()
-}
-
-func (DBException) TExceptionType() thrift.TExceptionType {
-  return thrift.TExceptionTypeCompiled
-}
-
-var _ thrift.TException = (*DBException)(nil)
 
 type Barista interface {
   GetVersion(ctx context.Context) (_r float64, _err error)

@@ -240,6 +240,118 @@ class Connection(object):
         return not (self == other)
 
 
+class DBException(TException):
+    """
+    Attributes:
+     - errorCode
+     - message
+     - details
+     - sqlstate
+
+    """
+
+
+    def __init__(self, errorCode=None, message=None, details=None, sqlstate=None,):
+        super(DBException, self).__setattr__('errorCode', errorCode)
+        super(DBException, self).__setattr__('message', message)
+        super(DBException, self).__setattr__('details', details)
+        super(DBException, self).__setattr__('sqlstate', sqlstate)
+
+    def __setattr__(self, *args):
+        raise TypeError("can't modify immutable instance")
+
+    def __delattr__(self, *args):
+        raise TypeError("can't modify immutable instance")
+
+    def __hash__(self):
+        return hash(self.__class__) ^ hash((self.errorCode, self.message, self.details, self.sqlstate, ))
+
+    @classmethod
+    def read(cls, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and cls.thrift_spec is not None:
+            return iprot._fast_decode(None, iprot, [cls, cls.thrift_spec])
+        iprot.readStructBegin()
+        errorCode = None
+        message = None
+        details = None
+        sqlstate = None
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 1:
+                if ftype == TType.I32:
+                    errorCode = iprot.readI32()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 2:
+                if ftype == TType.STRING:
+                    message = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 3:
+                if ftype == TType.STRING:
+                    details = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 4:
+                if ftype == TType.STRING:
+                    sqlstate = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+        return cls(
+            errorCode=errorCode,
+            message=message,
+            details=details,
+            sqlstate=sqlstate,
+        )
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('DBException')
+        if self.errorCode is not None:
+            oprot.writeFieldBegin('errorCode', TType.I32, 1)
+            oprot.writeI32(self.errorCode)
+            oprot.writeFieldEnd()
+        if self.message is not None:
+            oprot.writeFieldBegin('message', TType.STRING, 2)
+            oprot.writeString(self.message.encode('utf-8') if sys.version_info[0] == 2 else self.message)
+            oprot.writeFieldEnd()
+        if self.details is not None:
+            oprot.writeFieldBegin('details', TType.STRING, 3)
+            oprot.writeString(self.details.encode('utf-8') if sys.version_info[0] == 2 else self.details)
+            oprot.writeFieldEnd()
+        if self.sqlstate is not None:
+            oprot.writeFieldBegin('sqlstate', TType.STRING, 4)
+            oprot.writeString(self.sqlstate.encode('utf-8') if sys.version_info[0] == 2 else self.sqlstate)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        return
+
+    def __str__(self):
+        return repr(self)
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, value)
+             for key, value in self.__dict__.items()]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        return isinstance(other, self.__class__) and self.__dict__ == other.__dict__
+
+    def __ne__(self, other):
+        return not (self == other)
+
+
 class Tuple(object):
     """
     Attributes:
@@ -664,118 +776,6 @@ class Statement(object):
 
     def __ne__(self, other):
         return not (self == other)
-
-
-class DBException(TException):
-    """
-    Attributes:
-     - errorCode
-     - message
-     - details
-     - sqlstate
-
-    """
-
-
-    def __init__(self, errorCode=None, message=None, details=None, sqlstate=None,):
-        super(DBException, self).__setattr__('errorCode', errorCode)
-        super(DBException, self).__setattr__('message', message)
-        super(DBException, self).__setattr__('details', details)
-        super(DBException, self).__setattr__('sqlstate', sqlstate)
-
-    def __setattr__(self, *args):
-        raise TypeError("can't modify immutable instance")
-
-    def __delattr__(self, *args):
-        raise TypeError("can't modify immutable instance")
-
-    def __hash__(self):
-        return hash(self.__class__) ^ hash((self.errorCode, self.message, self.details, self.sqlstate, ))
-
-    @classmethod
-    def read(cls, iprot):
-        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and cls.thrift_spec is not None:
-            return iprot._fast_decode(None, iprot, [cls, cls.thrift_spec])
-        iprot.readStructBegin()
-        errorCode = None
-        message = None
-        details = None
-        sqlstate = None
-        while True:
-            (fname, ftype, fid) = iprot.readFieldBegin()
-            if ftype == TType.STOP:
-                break
-            if fid == 1:
-                if ftype == TType.I32:
-                    errorCode = iprot.readI32()
-                else:
-                    iprot.skip(ftype)
-            elif fid == 2:
-                if ftype == TType.STRING:
-                    message = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
-                else:
-                    iprot.skip(ftype)
-            elif fid == 3:
-                if ftype == TType.STRING:
-                    details = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
-                else:
-                    iprot.skip(ftype)
-            elif fid == 4:
-                if ftype == TType.STRING:
-                    sqlstate = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
-                else:
-                    iprot.skip(ftype)
-            else:
-                iprot.skip(ftype)
-            iprot.readFieldEnd()
-        iprot.readStructEnd()
-        return cls(
-            errorCode=errorCode,
-            message=message,
-            details=details,
-            sqlstate=sqlstate,
-        )
-
-    def write(self, oprot):
-        if oprot._fast_encode is not None and self.thrift_spec is not None:
-            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
-            return
-        oprot.writeStructBegin('DBException')
-        if self.errorCode is not None:
-            oprot.writeFieldBegin('errorCode', TType.I32, 1)
-            oprot.writeI32(self.errorCode)
-            oprot.writeFieldEnd()
-        if self.message is not None:
-            oprot.writeFieldBegin('message', TType.STRING, 2)
-            oprot.writeString(self.message.encode('utf-8') if sys.version_info[0] == 2 else self.message)
-            oprot.writeFieldEnd()
-        if self.details is not None:
-            oprot.writeFieldBegin('details', TType.STRING, 3)
-            oprot.writeString(self.details.encode('utf-8') if sys.version_info[0] == 2 else self.details)
-            oprot.writeFieldEnd()
-        if self.sqlstate is not None:
-            oprot.writeFieldBegin('sqlstate', TType.STRING, 4)
-            oprot.writeString(self.sqlstate.encode('utf-8') if sys.version_info[0] == 2 else self.sqlstate)
-            oprot.writeFieldEnd()
-        oprot.writeFieldStop()
-        oprot.writeStructEnd()
-
-    def validate(self):
-        return
-
-    def __str__(self):
-        return repr(self)
-
-    def __repr__(self):
-        L = ['%s=%r' % (key, value)
-             for key, value in self.__dict__.items()]
-        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
-
-    def __eq__(self, other):
-        return isinstance(other, self.__class__) and self.__dict__ == other.__dict__
-
-    def __ne__(self, other):
-        return not (self == other)
 all_structs.append(ConnectionParams)
 ConnectionParams.thrift_spec = (
     None,  # 0
@@ -795,6 +795,14 @@ Connection.thrift_spec = (
     (4, TType.STRING, 'database', 'UTF8', None, ),  # 4
     (5, TType.I64, 'connection_id', None, None, ),  # 5
     (6, TType.I64, 'request_seq', None, None, ),  # 6
+)
+all_structs.append(DBException)
+DBException.thrift_spec = (
+    None,  # 0
+    (1, TType.I32, 'errorCode', None, None, ),  # 1
+    (2, TType.STRING, 'message', 'UTF8', None, ),  # 2
+    (3, TType.STRING, 'details', 'UTF8', None, ),  # 3
+    (4, TType.STRING, 'sqlstate', 'UTF8', None, ),  # 4
 )
 all_structs.append(Tuple)
 Tuple.thrift_spec = (
@@ -828,14 +836,6 @@ Statement.thrift_spec = (
     None,  # 0
     (1, TType.STRING, 'query', 'UTF8', None, ),  # 1
     (2, TType.LIST, 'params', (TType.STRUCT, [Value, None], False), None, ),  # 2
-)
-all_structs.append(DBException)
-DBException.thrift_spec = (
-    None,  # 0
-    (1, TType.I32, 'errorCode', None, None, ),  # 1
-    (2, TType.STRING, 'message', 'UTF8', None, ),  # 2
-    (3, TType.STRING, 'details', 'UTF8', None, ),  # 3
-    (4, TType.STRING, 'sqlstate', 'UTF8', None, ),  # 4
 )
 fix_spec(all_structs)
 del all_structs
