@@ -27,6 +27,10 @@ const GENERATED: &[&str] = &[
 /// The files under `root/rel` (itself, when it is a file), relative to `root`.
 fn files(root: &Path, rel: &Path, out: &mut BTreeSet<PathBuf>) {
     let path = root.join(rel);
+    // Python writes its bytecode cache next to the generated modules it imports (git ignores it).
+    if rel.file_name().is_some_and(|name| name == "__pycache__") {
+        return;
+    }
     if path.is_dir() {
         for entry in std::fs::read_dir(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())) {
             let entry = entry.expect("directory entry");
