@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, wait_for};
+use crate::support::{Cluster, REPLICAS, wait_for};
 
 /// The repository's root.
 pub fn repo() -> PathBuf {
@@ -204,4 +204,64 @@ pub fn check_fruit_tour(cluster: &Cluster, what: &str, out: &Output) {
             assert_eq!(line, want, "{}", context());
         }
     }
+}
+
+/// How many keys the insert loops (`insert_loop.py`, `insert-loop.js`) are told to insert.
+pub const LOOP_KEYS: u32 = 200;
+
+/// After how many acknowledged inserts the test stops the replica in use.
+const STOP_AFTER: usize = 60;
+
+/// Runs an insert loop (`cmd`, already given the addresses and [`LOOP_KEYS`]) and stops the
+/// replica it uses once [`STOP_AFTER`] keys are acknowledged, while the loop goes on sending. The
+/// loop must finish, having moved to another replica, with every key acknowledged once; then every
+/// surviving replica must hold each key exactly once (the loop's table has no unique key, so a
+/// request run twice would leave a duplicate row).
+///
+/// The loop prints `using ADDRESS` (first, and whenever it moves), `ack K` per key, `done N`.
+pub fn insert_loop_survives_a_stop(cluster: &mut Cluster, what: &str, cmd: &mut Command) {
+    let mut child = Running::spawn(what, cmd);
+    let line_limit = Duration::from_secs(60);
+    let mut used: Option<usize> = None;
+    let mut stopped: Option<usize> = None;
+    let mut moved_to: Option<String> = None;
+    let mut acked = Vec::new();
+    let mut done = false;
+    while let Some(line) = child.next_line(line_limit) {
+        if let Some(addr) = line.strip_prefix("using ") {
+            let i = cluster.replicas.iter().position(|r| r.client == addr);
+            assert!(i.is_some(), "{what} uses {addr}, not a replica of the cluster");
+            if stopped.is_some() {
+                moved_to = Some(addr.to_string());
+            }
+            used = i;
+        } else if let Some(k) = line.strip_prefix("ack ") {
+            acked.push(k.parse::<u32>().unwrap_or_else(|e| panic!("{what}: ack {k:?}: {e}")));
+            if acked.len() == STOP_AFTER && stopped.is_none() {
+                // The loop is mid-flight: its next insert is on its way to this replica now.
+                let victim = used.expect("a \"using\" line comes first");
+                cluster.stop_replica(victim);
+                stopped = Some(victim);
+            }
+        } else if line == format!("done {LOOP_KEYS}") {
+            done = true;
+        } else {
+            panic!("unexpected line from {what}: {line:?}");
+        }
+    }
+    let status = child.wait(Duration::from_secs(10));
+    let stderr = child.stderr();
+    assert!(status.success() && done, "{what} failed ({status}):\n{stderr}\n{}", cluster.logs());
+    let victim = stopped.expect("the replica in use was stopped mid-loop");
+    let moved_to = moved_to.expect("the loop moved to another replica after the stop");
+    assert_ne!(moved_to, cluster.replicas[victim].client);
+    eprintln!(
+        "{what}: stopped {} after {STOP_AFTER} acknowledged inserts; went on at {moved_to}",
+        cluster.replicas[victim].client
+    );
+    assert_eq!(acked, (1..=LOOP_KEYS).collect::<Vec<_>>(), "every key acknowledged once, in order");
+
+    let survivors: Vec<usize> = (0..REPLICAS).filter(|i| *i != victim).collect();
+    let expected: String = (1..=LOOP_KEYS).map(|k| format!("{k}|1\n")).collect();
+    expect_everywhere(cluster, &survivors, "SELECT k, count(*) FROM acked GROUP BY k ORDER BY k", &expected);
 }
