@@ -34,15 +34,18 @@ pub struct Config {
     /// heard its leader within this time refuses to promise to a challenger. In paxos mode, a
     /// replica asks a peer this often how far the decided log goes (there is no leader to tell it).
     pub election_ticks: u64,
-    /// A leader re-sends an accept that a peer has not acknowledged after this long.
+    /// A leader re-sends an accept that a peer has not acknowledged after this long, then after
+    /// twice as long each time, up to 16 times as long.
     pub retransmit_ticks: u64,
     /// A replica re-sends a command it submitted but has not seen decided after this long.
     pub forward_retry_ticks: u64,
     /// A replica that knows it is missing decided slots asks a peer again after this long.
     pub learn_retry_ticks: u64,
-    /// A paxos-mode proposal that got no majority in this long is abandoned and retried.
+    /// A paxos-mode proposal that got no majority in this long is abandoned and retried. Each
+    /// lost ballot doubles it (up to 16 times), each chosen proposal halves the doublings.
     pub proposal_timeout_ticks: u64,
-    /// A paxos-mode proposer that lost a ballot waits a random `1..=backoff_ticks_max` ticks.
+    /// A paxos-mode proposer that lost a ballot waits a random `1..=backoff_ticks_max` ticks,
+    /// the range doubling with the losses like the proposal timeout.
     pub backoff_ticks_max: u64,
     /// Most commands in one slot.
     pub batch_max: usize,

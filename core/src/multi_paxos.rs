@@ -72,6 +72,11 @@ pub(crate) struct Leadership {
     pub(crate) in_flight: BTreeMap<Slot, InFlight>,
     /// Commands waiting for a slot.
     pub(crate) queue: VecDeque<Command>,
+    /// Every command queued or in flight in this term. An origin re-forwards its command until
+    /// it learns the command's slot, and a slow round trip made every re-forward a new copy in
+    /// the log: batches grew to a hundred duplicates, each retransmitted, and a lossy link went
+    /// into congestion collapse that outlasted the faults (simulation seeds 19 and 101).
+    pub(crate) holding: BTreeSet<Command>,
     /// Tick each peer last answered.
     pub(crate) last_ack: Vec<u64>,
     pub(crate) last_heartbeat: u64,
@@ -84,7 +89,14 @@ pub(crate) struct InFlight {
     pub(crate) value: Value,
     pub(crate) acks: u64,
     pub(crate) sent: u64,
+    /// Retransmissions so far: each one waits twice as long as the one before (up to
+    /// [`MAX_BACKOFF_SHIFT`] doublings), so a slow peer is not sent copies faster than it can
+    /// answer them.
+    pub(crate) retries: u32,
 }
+
+/// A slot is retransmitted after at most `retransmit_ticks << MAX_BACKOFF_SHIFT` ticks.
+const MAX_BACKOFF_SHIFT: u32 = 4;
 
 impl MultiPaxos {
     pub(crate) fn new(cfg: &Config, rng: &mut SmallRng) -> MultiPaxos {
@@ -127,7 +139,9 @@ impl Replica {
         let now = self.now;
         if let Some(l) = self.leadership() {
             let id = command.id;
-            l.queue.push_back(command);
+            if l.holding.insert(command.clone()) {
+                l.queue.push_back(command);
+            }
             if let Some(p) = self.pending.get_mut(&id) {
                 p.sent = Some(now);
             }
@@ -231,11 +245,13 @@ impl Replica {
             queue.push_back(p.command.clone());
             p.sent = Some(self.now);
         }
+        let holding = queue.iter().cloned().collect();
         self.mp.role = Role::Leader(Leadership {
             ballot: c.ballot,
             next_slot,
             in_flight: BTreeMap::new(),
             queue,
+            holding,
             last_ack: vec![self.now; self.cfg.nodes as usize],
             last_heartbeat: self.now,
             decided_sent: 0,
@@ -276,7 +292,8 @@ impl Replica {
         }
         self.max_slot = self.max_slot.max(slot);
         if let Some(l) = self.leadership() {
-            l.in_flight.insert(slot, InFlight { value: value.clone(), acks: Replica::bit(me), sent: now });
+            l.holding.extend(value.commands().iter().cloned());
+            l.in_flight.insert(slot, InFlight { value: value.clone(), acks: Replica::bit(me), sent: now, retries: 0 });
             l.decided_sent = l.decided_sent.max(decided_upto);
         }
         self.broadcast(Message::Accept { ballot, slot, value, decided_upto });
@@ -381,7 +398,11 @@ impl Replica {
     pub(crate) fn mp_on_forward(&mut self, commands: Vec<Command>) {
         // Not the leader: drop them. Their origins re-send to whoever leads next.
         if let Some(l) = self.leadership() {
-            l.queue.extend(commands);
+            for command in commands {
+                if l.holding.insert(command.clone()) {
+                    l.queue.push_back(command);
+                }
+            }
         }
     }
 
@@ -391,9 +412,14 @@ impl Replica {
         self.reset_election_timer();
     }
 
-    pub(crate) fn mp_on_decided(&mut self, slot: Slot) {
+    pub(crate) fn mp_on_decided(&mut self, slot: Slot, value: &Value) {
         if let Some(l) = self.leadership() {
-            l.in_flight.remove(&slot);
+            // Normally the same value; the in-flight one can differ only if another leader's
+            // decision reached us first, and then its commands are no longer held either.
+            let proposed = l.in_flight.remove(&slot).map(|f| f.value);
+            for command in value.commands().iter().chain(proposed.iter().flat_map(Value::commands)) {
+                l.holding.remove(command);
+            }
         }
     }
 
@@ -414,9 +440,10 @@ impl Replica {
         let retransmit = l
             .in_flight
             .iter_mut()
-            .filter(|(_, f)| f.sent + retransmit_ticks <= now)
+            .filter(|(_, f)| f.sent + (retransmit_ticks << f.retries.min(MAX_BACKOFF_SHIFT)) <= now)
             .map(|(slot, f)| {
                 f.sent = now;
+                f.retries += 1;
                 (*slot, f.value.clone(), f.acks)
             })
             .collect::<Vec<_>>();

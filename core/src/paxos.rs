@@ -21,6 +21,9 @@ use crate::message::{Message, PromiseEntry};
 use crate::replica::Replica;
 use crate::value::Value;
 
+/// The back-off range stops growing at `backoff_ticks_max << MAX_BACKOFF_SHIFT`.
+const MAX_BACKOFF_SHIFT: u32 = 4;
+
 /// Paxos-mode proposer state of one replica.
 #[derive(Debug, Default)]
 pub(crate) struct PaxosProposer {
@@ -29,6 +32,10 @@ pub(crate) struct PaxosProposer {
     pub(crate) unassigned: VecDeque<u64>,
     /// No new proposal before this tick.
     pub(crate) backoff_until: u64,
+    /// Ballots lost, halved by each proposal of ours that is chosen: each loss doubles the
+    /// proposal timeout and the range of the random back-off (up to [`MAX_BACKOFF_SHIFT`] doublings). A fixed range let five
+    /// replicas filling the same hole collide forever (simulation seeds 225 and 229).
+    pub(crate) losses: u32,
     /// While some slot above the decided prefix is known: since when the prefix has been stuck,
     /// and the highest slot known then.
     pub(crate) hole: Option<(u64, Slot)>,
@@ -60,10 +67,17 @@ fn keep_best(best: &mut Option<PromiseEntry>, entry: Option<PromiseEntry>) {
 }
 
 impl Replica {
-    /// The next slot nobody is known to use.
+    /// The lowest undecided slot that this replica is not proposing in and whose acceptor holds
+    /// no accepted value. Phase 1 still finds any value accepted elsewhere (and our commands then
+    /// go round again), so the choice is only about liveness: always taking the slot after the
+    /// highest one seen left a hole behind every proposal that lost phase 1, faster than no-ops
+    /// could fill them under contention (simulation seeds 156, 199, 246, 256).
     fn px_free_slot(&self) -> Slot {
-        let proposing = self.px.proposals.keys().next_back().copied().unwrap_or(0);
-        self.max_slot.max(self.decided_upto).max(proposing) + 1
+        let mut slot = (self.decided_upto + 1).max(self.floor);
+        while self.px.proposals.contains_key(&slot) || self.acceptor.slot(slot).is_some_and(|p| p.v_a.is_some()) {
+            slot += 1;
+        }
+        slot
     }
 
     /// Starts phase 1 for `own` in `slot`.
@@ -170,6 +184,9 @@ impl Replica {
             return;
         }
         let value = value.clone();
+        // Halved, not cleared: one win under steady contention must not bring back the short
+        // back-off that caused the duel.
+        self.px.losses /= 2;
         self.broadcast(Message::Decide { slot, value: value.clone() });
         self.decide(slot, &value);
     }
@@ -184,7 +201,9 @@ impl Replica {
     /// duelling proposers stop colliding.
     fn px_abort(&mut self, slot: Slot) {
         self.px_release(slot);
-        let backoff = self.rng.random_range(1..=self.cfg.backoff_ticks_max);
+        let range = self.cfg.backoff_ticks_max << self.px.losses.min(MAX_BACKOFF_SHIFT);
+        self.px.losses += 1;
+        let backoff = self.rng.random_range(1..=range);
         self.px.backoff_until = self.px.backoff_until.max(self.now + backoff);
     }
 
@@ -208,7 +227,9 @@ impl Replica {
 
     pub(crate) fn px_tick(&mut self) {
         let now = self.now;
-        let timeout = self.cfg.proposal_timeout_ticks;
+        // Grows with the losses like the back-off: a store slower than the configured timeout
+        // made every proposal time out before its second round trip, forever (simulation seed 0).
+        let timeout = self.cfg.proposal_timeout_ticks << self.px.losses.min(MAX_BACKOFF_SHIFT);
         let expired: Vec<Slot> =
             self.px.proposals.iter().filter(|(_, p)| p.started + timeout <= now).map(|(s, _)| *s).collect();
         for slot in expired {
@@ -222,7 +243,9 @@ impl Replica {
     }
 
     /// Proposes a no-op in the lowest undecided slot once the decided prefix has been stuck for a
-    /// while (the learner asks peers first; this covers a slot nobody decided).
+    /// while (the learner asks peers first; this covers a slot nobody decided). Replica `i` waits
+    /// `2 + i` proposal timeouts: every replica sees the hole at about the same tick, and all of
+    /// them proposing at once was a duel every time.
     ///
     /// The wait runs once for all the slots known when the prefix got stuck, not once per slot:
     /// by then every proposal for them has timed out and the learner has asked, so they are filled
@@ -237,8 +260,10 @@ impl Replica {
         }
         match self.px.hole {
             Some((since, known)) if next <= known => {
+                // Replicas take turns, one timeout apart, so they do not all fill the hole at once.
+                let wait = (2 + u64::from(self.cfg.id)) * self.cfg.proposal_timeout_ticks;
                 if !self.px.proposals.contains_key(&next)
-                    && self.now >= since + 2 * self.cfg.proposal_timeout_ticks
+                    && self.now >= since + wait
                     && self.now >= self.px.backoff_until
                 {
                     self.px_start(next, Value::Noop, Vec::new());

@@ -378,7 +378,7 @@ impl Replica {
             }
         }
         match self.cfg.protocol {
-            Protocol::MultiPaxos => self.mp_on_decided(slot),
+            Protocol::MultiPaxos => self.mp_on_decided(slot, value),
             Protocol::Paxos => self.px_on_decided(slot),
         }
     }

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ballot::NodeId;
 
-/// One client command, as submitted with [`crate::Replica::propose`].
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+/// One client command, as submitted with [`crate::Replica::propose`]. Ordered (by origin, id,
+/// then payload) so a leader can keep a set of the commands it holds.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 pub struct Command {
     /// The replica the client submitted this command to.
     pub origin: NodeId,

@@ -320,3 +320,95 @@ fn paxos_replicas_that_never_talk_to_each_other_still_forget_below_min() {
         assert_eq!(c.replica(node).status().floor, applied + 1, "replica {node} forgot what all applied");
     }
 }
+
+/// How many times a command with `payload` was decided, over `node`'s applied log.
+fn times_decided(c: &Cluster, node: u32, payload: &str) -> usize {
+    c.disks[node as usize]
+        .applied
+        .iter()
+        .flat_map(|(_, v)| v.commands())
+        .filter(|cmd| cmd.payload.as_ref() == payload.as_bytes())
+        .count()
+}
+
+#[test]
+fn a_leader_proposes_a_command_its_origin_forwarded_twice_only_once() {
+    let mut c = Cluster::new(3, Protocol::MultiPaxos, 11);
+    elect(&mut c, 0);
+    c.tick(0); // a heartbeat: the followers learn who leads
+    c.deliver_all(100);
+    // Replica 1 forwards a command; the leader queues and proposes it, but the accepts to the
+    // followers are held back, so replica 1 does not see it decided and forwards it again.
+    c.propose(1, "twice").expect("propose");
+    assert_eq!(kinds(&c.network), vec![("forward", 0)]);
+    c.deliver(0);
+    let held: Vec<Envelope> = std::mem::take(&mut c.network);
+    assert!(held.iter().all(|m| matches!(m.message, Message::Accept { .. })), "{:?}", kinds(&held));
+    for _ in 0..20 {
+        c.tick(1);
+        c.network.retain(|m| matches!(m.message, Message::Forward { .. }));
+        if !c.network.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(kinds(&c.network), vec![("forward", 0)], "replica 1 re-forwards");
+    c.deliver(0);
+    c.network.extend(held);
+    assert!(c.settle(100).is_some());
+    assert_eq!(times_decided(&c, 2, "twice"), 1, "the re-forwarded copy was not proposed again");
+}
+
+#[test]
+fn a_leader_retransmits_to_a_silent_peer_less_and_less_often() {
+    let mut c = Cluster::new(3, Protocol::MultiPaxos, 12);
+    elect(&mut c, 0);
+    c.isolate(2);
+    c.propose(0, "x").expect("propose");
+    // Replica 2 is cut off and replica 1's answers are lost below: the slot stays in flight, and
+    // the test counts when the leader re-sends its accept.
+    c.network.clear();
+    let mut resent_at = Vec::new();
+    for tick in 0..60 {
+        c.tick(0);
+        let accepts = c.network.iter().filter(|m| matches!(m.message, Message::Accept { .. })).count();
+        if accepts > 0 {
+            resent_at.push(tick);
+        }
+        // Heartbeat replies keep the leader in office; accepted answers are lost.
+        c.network.retain(|m| matches!(m.message, Message::Heartbeat { .. }));
+        c.deliver_all(100);
+        c.network.retain(|m| matches!(m.message, Message::HeartbeatReply { .. }));
+        c.deliver_all(100);
+    }
+    let gaps: Vec<u64> = resent_at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.len() >= 3, "retransmitted at ticks {resent_at:?}");
+    assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "gaps never shrink: {gaps:?}");
+    assert!(gaps.last() > gaps.first(), "gaps grow: {gaps:?}");
+}
+
+#[test]
+fn a_paxos_proposal_takes_the_lowest_slot_with_nothing_accepted() {
+    let mut c = Cluster::new(3, Protocol::Paxos, 13);
+    // Replica 0 prepares slot 1; replicas 1 and 2 promise, but the promises are lost: slot 1 is
+    // known everywhere and has nothing accepted anywhere.
+    c.propose(0, "lost").expect("propose");
+    c.deliver_hop();
+    c.network.clear();
+    assert_eq!(c.replica(1).status().max_slot, 1);
+    // Replica 1 proposes into slot 1, not after it: a proposal that lost phase 1 must not leave
+    // a hole that only a no-op could fill.
+    c.propose(1, "next").expect("propose");
+    let slots: Vec<u64> = c
+        .network
+        .iter()
+        .filter_map(|m| match m.message {
+            Message::Prepare { slot, .. } => Some(slot),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(slots, vec![1, 1]);
+    assert!(c.settle(300).is_some());
+    assert_eq!(times_decided(&c, 0, "lost"), 1);
+    assert_eq!(times_decided(&c, 0, "next"), 1);
+    assert_eq!(c.replica(0).status().decided_upto, 2, "no hole, no no-op: two commands, two slots");
+}

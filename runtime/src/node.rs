@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use barista_core::{Config, ProposeError, Replica, RoleKind, Slot, Status};
 use bytes::Bytes;
+use futures::FutureExt;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -29,6 +30,10 @@ use crate::executor::{Applied, Executor, Outcome};
 use crate::sql::{BackendFault, SqlBackend};
 use crate::store::{AcceptorStore, StoreError};
 use crate::transport::Transport;
+
+/// Messages stepped per `drive` at most, so ticks and client requests still get their turn
+/// under a flood.
+const MAX_STEPS_PER_DRIVE: usize = 256;
 
 /// Settings of the node loop around the core's own [`Config`].
 #[derive(Clone, Debug)]
@@ -240,7 +245,19 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
                     self.check_idle_txn();
                 }
                 envelope = transport.recv() => match envelope {
-                    Some(envelope) => self.replica.step(envelope),
+                    Some(envelope) => {
+                        self.replica.step(envelope);
+                        // Step every message already here before one `drive`: their state
+                        // changes share one persist, which is the node's bottleneck. One persist
+                        // per message let a burst (retransmissions after a partition heals) queue
+                        // up for many seconds.
+                        for _ in 1..MAX_STEPS_PER_DRIVE {
+                            match transport.recv().now_or_never() {
+                                Some(Some(envelope)) => self.replica.step(envelope),
+                                _ => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 request = self.requests.recv() => match request {
@@ -351,14 +368,24 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         };
     }
 
-    /// Proposes rolling back an open transaction that has been idle too long. The leader does it
-    /// (in paxos mode, every replica may; the executor ignores a stale or repeated abort).
+    /// Proposes rolling back an open transaction that has been idle too long. The leader does it.
+    /// In paxos mode every replica may (the executor ignores a stale or repeated abort), but they
+    /// take turns, half a timeout apart, starting from one picked by the connection id: five
+    /// replicas proposing at the same moment duelled for the same slot and starved the log
+    /// (simulation seed 156).
     fn check_idle_txn(&mut self) {
-        let may_propose = matches!(self.replica.status().role, RoleKind::Leader | RoleKind::Proposer);
+        let role = self.replica.status().role;
+        let (me, nodes) = (self.cfg.core.id, self.cfg.core.nodes);
         let Some(idle) = self.idle.as_mut() else { return };
+        let turn = match role {
+            RoleKind::Leader => 0,
+            RoleKind::Proposer => (me + nodes - (idle.conn.0 % u64::from(nodes)) as u32) % nodes,
+            RoleKind::Follower | RoleKind::Candidate => return,
+        };
         let timeout = self.cfg.idle_txn_timeout;
-        let due = idle.since.elapsed() >= timeout && idle.proposed_at.is_none_or(|at| at.elapsed() >= timeout);
-        if !may_propose || !due {
+        let first = timeout + timeout * turn / 2;
+        let due = idle.since.elapsed() >= first && idle.proposed_at.is_none_or(|at| at.elapsed() >= timeout);
+        if !due {
             return;
         }
         idle.proposed_at = Some(Instant::now());
