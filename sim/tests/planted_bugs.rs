@@ -1,6 +1,6 @@
 //! Proof that the simulation's checkers can fail: with each bug planted, a sweep finds, within
 //! 500 seeds, a seed that fails with the bug and passes without it (so the failure is the bug's,
-//! not one of the known-open failures of the fixed seed set).
+//! not a failure of the seed that a later change of the simulation might bring).
 #![cfg(madsim)]
 
 use barista_core::planted::Bug;
