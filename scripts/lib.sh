@@ -44,42 +44,77 @@ find_python3() {
 }
 
 # Print N (default 1) distinct free TCP ports on 127.0.0.1, one a line.
-# All N sockets are held open until every port is chosen, so the N ports
-# differ. A port is free when chosen; nothing reserves it after that, so
-# bind it soon (and retry on "address in use" if you race other processes).
+#
+# A port that is merely free when chosen can be gone when the server binds it:
+# the kernel hands out ports of its ephemeral range to outgoing connections,
+# and a test that starts two clusters at once opens many (seen: "Address
+# already in use" for a replica's port). So the ports come from below the
+# ephemeral range, and each is leased for ten minutes by an atomic mkdir under
+# ${TMPDIR:-/tmp}/barista-port-leases, so that two callers never get the same
+# one. A lease only keeps other callers of this function away; an expired one
+# is taken over.
 free_ports() {
     local n=${1:-1} py
     [[ $n =~ ^[1-9][0-9]*$ ]] || die "free_ports: bad count '$n'"
-    if py=$(find_python3); then
-        "$py" - "$n" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
+    py=$(find_python3) || die "free_ports needs python3 (run scripts/setup.sh as root)"
+    "$py" - "$n" "${TMPDIR:-/tmp}/barista-port-leases" <<'EOF'
+import os, random, socket, sys, time
+
+count, leases = int(sys.argv[1]), sys.argv[2]
+LEASE_SECONDS = 600
+os.makedirs(leases, exist_ok=True)
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+except (OSError, ValueError, IndexError):
+    ephemeral_low = 32768
+low, high = 10000, max(ephemeral_low, 20000)
+
+
+def lease(port):
+    path = os.path.join(leases, str(port))
+    try:
+        os.mkdir(path)
+        return True
+    except FileExistsError:
+        pass
+    try:
+        if time.time() - os.stat(path).st_mtime < LEASE_SECONDS:
+            return False
+        os.rmdir(path)  # expired: whoever removes it first may take it
+        os.mkdir(path)
+        return True
+    except OSError:
+        return False
+
+
+def free(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-for s in socks:
-    print(s.getsockname()[1])
-for s in socks:
-    s.close()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+rng = random.SystemRandom()
+chosen = []
+tries = 0
+while len(chosen) < count:
+    tries += 1
+    if tries > 100000:
+        sys.exit("free_ports: no free port found")
+    port = rng.randrange(low, high)
+    if port in chosen or not lease(port):
+        continue
+    if free(port):
+        chosen.append(port)
+    else:
+        os.rmdir(os.path.join(leases, str(port)))
+print("\n".join(map(str, chosen)))
 EOF
-        return
-    fi
-    # Fallback without python3: random ports below the kernel's ephemeral
-    # range (so no outgoing connection can be holding one), skipping ports
-    # that something already listens on.
-    local -a chosen=()
-    local port tries=0 c dup
-    while ((${#chosen[@]} < n)); do
-        ((++tries < 10000)) || die "free_ports: no free port found"
-        port=$((20000 + RANDOM % 12000))
-        dup=0
-        for c in "${chosen[@]}"; do [[ $c == "$port" ]] && dup=1; done
-        ((dup == 0)) || continue
-        port_listening "$port" && continue
-        chosen+=("$port")
-    done
-    printf '%s\n' "${chosen[@]}"
 }
 
 # Print the last lines of a log file to stderr, framed.
