@@ -21,7 +21,10 @@ pub struct StoreError(pub String);
 ///
 /// To ensure correctness an implementation must:
 /// - make `persist` durable before it returns `Ok`: a crash right after must not lose it;
-/// - apply the promise and the slots of one `persist` atomically: all of them or none;
+/// - write each record of one `persist` (the promise, each slot's `Paxo`) whole, never torn;
+///   the records of one batch need not land together: the node sends nothing of a batch before
+///   `persist` returns, so a crash part-way leaves votes nobody has heard of, and each record on
+///   its own is a state the acceptor may be in. A failed `persist` is retried whole;
 /// - apply `purge_below` after those writes (it may take several steps, and may be finished by a
 ///   later call: purging only removes slots every replica applied, so it is safe to repeat);
 /// - make `load` return exactly the state that the successful `persist` calls describe.

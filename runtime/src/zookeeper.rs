@@ -13,7 +13,8 @@
 //! being misread.
 //!
 //! # Writes
-//! One `persist` is one ZooKeeper multi-op: atomic, one round trip. It creates or sets each slot
+//! A `persist` is one ZooKeeper multi-op (one round trip) when it fits in one request, else a few,
+//! in order (see Limits). It creates or sets each slot
 //! node (which one is decided from an in-memory set of existing slot nodes, re-read whenever it
 //! may be wrong), then deletes the first nodes below `purge_below`; the rest of a large purge
 //! follows in multi-ops of [`ZkConfig::purge_chunk`] deletes.
@@ -29,12 +30,15 @@
 //!
 //! # Limits
 //! ZooKeeper refuses a request over `jute.maxbuffer` (1 MiB - 1 by default, server and client
-//! side). A batch must be written atomically, so a batch whose request would exceed
-//! [`ZkConfig::max_request_bytes`] is refused whole ([`ZkStoreError::BatchTooLarge`]) rather
-//! than split. A slot's value is a batch of up to `batch_max` commands, and one persist batch can
-//! hold many slots (a window of accepts, or a whole catch-up reply of `learn_batch_max` decided
-//! slots): `batch_max` times the largest request, times the slots of one batch, must stay well
-//! under the limit, or the node cannot persist that batch at all.
+//! side), and one persist batch can hold many slots (a window of accepts, or a whole catch-up
+//! reply of decided slots) of up to `batch_max` commands each: no fixed setting keeps every batch
+//! under the limit. So a batch whose request would exceed [`ZkConfig::max_request_bytes`] is
+//! written in several fenced multi-ops, in order, the promise in the first. That gives up
+//! atomicity across slots, which the acceptor does not need: the node sends nothing of a batch
+//! until all of it is stored, and each record on its own is a state the acceptor may be in (its
+//! ballots only grow), so a crash between two requests leaves votes nobody has heard of, as a
+//! crash just before sending would. Each record is still written whole; one slot whose record
+//! alone cannot fit in a request is refused before any IO ([`ZkStoreError::RecordTooLarge`]).
 //!
 //! # Unreachable ZooKeeper
 //! Every call is bounded: connecting by [`ZkConfig::connect_timeout`] (with fail-eagerly, so a
@@ -215,16 +219,16 @@ pub enum ZkStoreError {
         /// The timeout.
         after: Duration,
     },
-    /// The batch cannot be written in one request. It was not written at all.
+    /// One slot's record does not fit in a request. Nothing of the batch was written.
     #[error(
-        "persist batch of {slots} slots needs a ZooKeeper request of about {bytes} bytes, over the \
-         {limit}-byte limit (jute.maxbuffer); refused whole because it must be written atomically \
-         (keep batch_max times the request size, times the slots of a batch, well below the limit)"
+        "slot {slot}'s record needs a ZooKeeper request of about {bytes} bytes, over the {limit}-byte \
+         limit (jute.maxbuffer); nothing of its batch was written (keep batch_max times the largest \
+         request below the limit)"
     )]
-    BatchTooLarge {
-        /// Slots in the batch.
-        slots: usize,
-        /// Estimated request size.
+    RecordTooLarge {
+        /// The slot.
+        slot: Slot,
+        /// Estimated request size with that record alone.
         bytes: usize,
         /// [`ZkConfig::max_request_bytes`].
         limit: usize,
@@ -363,20 +367,9 @@ impl ZkStore {
             }
         }
         let promise = batch.promise.as_ref().map(encode_record).transpose()?;
-        // Checked before any IO: a refused batch must have no effect.
-        let slot_path_len = self.store_path.len() + 1 + SLOT_DIGITS;
-        let bytes = REQUEST_OVERHEAD
-            + op_bytes(self.promise_path.len(), PROMISE_RECORD_MAX)
-            + writes.iter().map(|(_, data)| op_bytes(slot_path_len, data.len())).sum::<usize>();
-        if bytes > self.cfg.max_request_bytes {
-            return Err(ZkStoreError::BatchTooLarge {
-                slots: batch.slots.len(),
-                bytes,
-                limit: self.cfg.max_request_bytes,
-            });
-        }
+        let requests = self.split(&writes)?;
         let client = self.client().await?;
-        let result = self.persist_on(&client, promise, &writes, purge, bytes).await;
+        let result = self.persist_on(&client, promise, &writes, &requests, purge).await;
         if result.is_err() {
             // The failed request may still have been applied (only its answer lost): re-read
             // before the next write instead of guessing which nodes exist.
@@ -504,13 +497,37 @@ impl ZkStore {
         Ok(AcceptorState { promise, slots })
     }
 
+    /// Cuts `writes` into requests under the size limit, as `(start, end, bytes)` ranges of it
+    /// (one empty range for a batch without writes). Fails, before any IO, if one record alone
+    /// does not fit.
+    fn split(&self, writes: &[(Slot, Vec<u8>)]) -> Result<Vec<(usize, usize, usize)>, ZkStoreError> {
+        let slot_path_len = self.store_path.len() + 1 + SLOT_DIGITS;
+        let empty = REQUEST_OVERHEAD + op_bytes(self.promise_path.len(), PROMISE_RECORD_MAX);
+        let limit = self.cfg.max_request_bytes;
+        let mut requests = Vec::new();
+        let (mut start, mut bytes) = (0, empty);
+        for (i, (slot, data)) in writes.iter().enumerate() {
+            let op = op_bytes(slot_path_len, data.len());
+            if empty + op > limit {
+                return Err(ZkStoreError::RecordTooLarge { slot: *slot, bytes: empty + op, limit });
+            }
+            if bytes + op > limit {
+                requests.push((start, i, bytes));
+                (start, bytes) = (i, empty);
+            }
+            bytes += op;
+        }
+        requests.push((start, writes.len(), bytes));
+        Ok(requests)
+    }
+
     async fn persist_on(
         &mut self,
         client: &Client,
-        promise: Option<Vec<u8>>,
+        mut promise: Option<Vec<u8>>,
         writes: &[(Slot, Vec<u8>)],
+        requests: &[(usize, usize, usize)],
         purge: Option<Slot>,
-        bytes: usize,
     ) -> Result<(), ZkStoreError> {
         if self.view.is_none() {
             self.refresh_view(client).await?;
@@ -520,9 +537,35 @@ impl ZkStore {
             self.purge(client, below).await?;
             self.pending_purge = None;
         }
+        for (n, &(start, end, bytes)) in requests.iter().enumerate() {
+            if start == end && promise.is_none() {
+                continue; // a batch that only purges: the purge requests carry the fence
+            }
+            let last = n + 1 == requests.len();
+            // The promise rides in the first request; the later ones rewrite the fence unchanged.
+            self.write_request(client, promise.take(), &writes[start..end], purge.filter(|_| last), bytes).await?;
+        }
+        if let Some(below) = purge {
+            // Remembered until done: a later call finishes it before its own writes.
+            self.pending_purge = Some(below);
+            self.purge(client, below).await?;
+            self.pending_purge = None;
+        }
+        Ok(())
+    }
+
+    /// One request of a persist: the fence (the new promise, if any), `writes`, and as many of
+    /// the first deletes below `purge` as fit in it.
+    async fn write_request(
+        &mut self,
+        client: &Client,
+        promise: Option<Vec<u8>>,
+        writes: &[(Slot, Vec<u8>)],
+        purge: Option<Slot>,
+        bytes: usize,
+    ) -> Result<(), ZkStoreError> {
         let mut conflicts = 0;
-        // A batch that only purges needs no write request: the purge requests carry the fence.
-        while promise.is_some() || !writes.is_empty() {
+        loop {
             let view = self.view()?;
             let fence = promise.clone().unwrap_or_else(|| view.promise.clone());
             // The first deletes of the purge ride in the same request when they fit: a batch
@@ -540,7 +583,7 @@ impl ZkStore {
                 }
             }
             match self.commit(client, "persist", &fence, writes, &deletes).await? {
-                Committed::Done => break,
+                Committed::Done => return Ok(()),
                 Committed::Stale { path, source } => {
                     conflicts += 1;
                     if conflicts > CONFLICT_RETRIES {
@@ -551,13 +594,6 @@ impl ZkStore {
                 }
             }
         }
-        if let Some(below) = purge {
-            // Remembered until done: a later call finishes it before its own writes.
-            self.pending_purge = Some(below);
-            self.purge(client, below).await?;
-            self.pending_purge = None;
-        }
-        Ok(())
     }
 
     /// Deletes every slot node below `below`, `purge_chunk` per request.
@@ -771,14 +807,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_oversized_batch_is_refused_before_any_io() {
+    async fn an_oversized_record_is_refused_before_any_io() {
         // Nothing listens here: a refused batch must not even try to connect.
         let mut store = ZkStore::new(ZkConfig::new("127.0.0.1:1", "0")).expect("store");
         let b = Ballot { round: 1, node: 0 };
-        let command = barista_core::Command { origin: 0, id: 0, payload: vec![0u8; 600_000].into() };
-        let paxo = Paxo { n_p: b, n_a: b, v_a: Some(Value::Batch(vec![command])), decided: false };
-        let batch = Persist { promise: None, slots: vec![(1, paxo.clone()), (2, paxo)], purge_below: None };
+        let paxo = |bytes: usize| {
+            let command = barista_core::Command { origin: 0, id: 0, payload: vec![0u8; bytes].into() };
+            Paxo { n_p: b, n_a: b, v_a: Some(Value::Batch(vec![command])), decided: false }
+        };
+        let batch = Persist { promise: None, slots: vec![(1, paxo(10)), (2, paxo(1_200_000))], purge_below: None };
         let err = store.try_persist(&batch).await.expect_err("refused");
-        assert!(matches!(err, ZkStoreError::BatchTooLarge { slots: 2, limit: DEFAULT_MAX_REQUEST_BYTES, .. }), "{err}");
+        assert!(matches!(err, ZkStoreError::RecordTooLarge { slot: 2, limit: DEFAULT_MAX_REQUEST_BYTES, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_large_batch_is_split_into_requests_under_the_limit_in_order() {
+        let store =
+            ZkStore::new(ZkConfig { max_request_bytes: 10_000, ..ZkConfig::new("127.0.0.1:1", "0") }).expect("store");
+        let writes: Vec<(Slot, Vec<u8>)> = (1..=10).map(|slot| (slot, vec![0u8; 3_000])).collect();
+        let requests = store.split(&writes).expect("split");
+        assert!(requests.len() > 1, "{requests:?}");
+        assert_eq!(requests.first().map(|r| r.0), Some(0));
+        assert_eq!(requests.last().map(|r| r.1), Some(writes.len()));
+        assert!(requests.windows(2).all(|w| w[0].1 == w[1].0), "contiguous, in order: {requests:?}");
+        assert!(requests.iter().all(|r| r.2 <= 10_000 && r.0 < r.1), "{requests:?}");
+        assert_eq!(
+            store.split(&[]).expect("split"),
+            vec![(0, 0, REQUEST_OVERHEAD + op_bytes(store.promise_path.len(), PROMISE_RECORD_MAX))]
+        );
     }
 }

@@ -247,20 +247,26 @@ async fn a_new_store_object_on_the_same_root_loads_the_same_state_and_continues(
 }
 
 #[tokio::test]
-async fn a_batch_over_the_size_limit_is_refused_and_one_under_it_is_stored() {
+async fn a_batch_over_the_request_limit_is_stored_in_several_requests() {
     let server = shared_server();
     let root = unique_root("size");
     let mut s = store(&server, &root);
     let mut expected = AcceptorState::default();
     persist(&mut s, &mut expected, writes([1], 1, 10)).await;
 
-    let err = s.try_persist(&writes([2, 3], 1, 600_000)).await.expect_err("a 1.2 MB batch is refused");
-    assert!(matches!(err, ZkStoreError::BatchTooLarge { slots: 2, .. }), "{err}");
-    let message = AcceptorStore::persist(&mut s, &writes([2, 3], 1, 600_000)).await.expect_err("refused").0;
-    assert!(message.contains("jute.maxbuffer") && message.contains("refused whole"), "{message}");
+    // 1.2 MB in two slots: over one request's limit, so written in two, and all of it loads back.
+    let promise = Some(Promise { ballot: ballot(2), from: 2 });
+    persist(&mut s, &mut expected, Persist { promise, ..writes([2, 3], 2, 600_000) }).await;
+    assert_eq!(load(&mut store(&server, &root)).await, expected);
+
+    // One record that cannot fit in any request is refused, and nothing of its batch is written.
+    let err = s.try_persist(&writes([4, 5], 3, 1_200_000)).await.expect_err("a 1.2 MB record is refused");
+    assert!(matches!(err, ZkStoreError::RecordTooLarge { .. }), "{err}");
+    let message = AcceptorStore::persist(&mut s, &writes([4, 5], 3, 1_200_000)).await.expect_err("refused").0;
+    assert!(message.contains("jute.maxbuffer") && message.contains("nothing of its batch"), "{message}");
     assert_eq!(load(&mut s).await, expected, "a refused batch changes nothing");
 
-    // Just under the limit: the server takes it (the default limit fits its jute.maxbuffer).
+    // Just under the limit in one request: the server takes it (the default limit fits its jute.maxbuffer).
     persist(&mut s, &mut expected, writes(10..20, 1, 98_000)).await;
     assert_eq!(load(&mut store(&server, &root)).await, expected);
 
