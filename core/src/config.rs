@@ -18,6 +18,10 @@ pub enum Protocol {
 /// Largest cluster the ack bitmaps can describe.
 pub const NODES_MAX: u32 = 64;
 
+/// Default of [`Config::batch_bytes_max`]: a slot's record then stays under ZooKeeper's default
+/// request limit (`jute.maxbuffer`, 1 MiB - 1) with room for the request's own bytes.
+pub const BATCH_BYTES_MAX: usize = 900_000;
+
 /// Configuration of one replica. Times are in ticks; the driver decides how long a tick is.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -49,6 +53,10 @@ pub struct Config {
     pub backoff_ticks_max: u64,
     /// Most commands in one slot.
     pub batch_max: usize,
+    /// Most bytes of commands in one slot, counted as [`crate::Command::size`]: a slot is stored as one
+    /// record, and ZooKeeper refuses a request over about 1 MB. A larger command is refused by
+    /// [`crate::Replica::propose`].
+    pub batch_bytes_max: usize,
     /// Most undecided slots one proposer has in flight (pipelining).
     pub window: usize,
     /// Most submitted-but-undecided commands a replica holds before refusing more (backpressure).
@@ -74,6 +82,7 @@ impl Config {
             proposal_timeout_ticks: 6,
             backoff_ticks_max: 6,
             batch_max: 256,
+            batch_bytes_max: BATCH_BYTES_MAX,
             window: 64,
             pending_max: 100_000,
             learn_batch_max: 1024,
@@ -98,6 +107,7 @@ impl Config {
             ("proposal_timeout_ticks", self.proposal_timeout_ticks),
             ("backoff_ticks_max", self.backoff_ticks_max),
             ("batch_max", self.batch_max as u64),
+            ("batch_bytes_max", self.batch_bytes_max as u64),
             ("window", self.window as u64),
             ("pending_max", self.pending_max as u64),
             ("learn_batch_max", self.learn_batch_max as u64),

@@ -44,7 +44,7 @@ pub mod testkit;
 
 pub use acceptor::{AcceptorState, Paxo, Promise};
 pub use ballot::{Ballot, NodeId, Slot};
-pub use config::{Config, ConfigError, NODES_MAX, Protocol};
+pub use config::{BATCH_BYTES_MAX, Config, ConfigError, NODES_MAX, Protocol};
 pub use message::{Envelope, Message, PromiseEntry};
 pub use ready::{Persist, Ready};
 pub use replica::{CommandId, InvariantViolation, ProposeError, RecoverError, Replica, RoleKind, Status};

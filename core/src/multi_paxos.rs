@@ -106,6 +106,21 @@ impl MultiPaxos {
 
 /// A randomized election timeout in `[election_ticks, 2 * election_ticks)`, so that replicas that
 /// lost their leader at the same moment rarely campaign at the same moment.
+/// How many of `commands`, from the front, go in one slot: at most `batch_max` and
+/// `bytes_max` bytes, and at least one (a command alone always fits: `propose` checked it).
+pub(crate) fn fits<'a>(commands: impl Iterator<Item = &'a Command>, batch_max: usize, bytes_max: usize) -> usize {
+    let mut bytes = 0;
+    let mut take = 0;
+    for command in commands.take(batch_max) {
+        bytes += command.size();
+        if take > 0 && bytes > bytes_max {
+            break;
+        }
+        take += 1;
+    }
+    take
+}
+
 fn election_timeout(cfg: &Config, rng: &mut SmallRng) -> u64 {
     cfg.election_ticks + rng.random_range(0..cfg.election_ticks)
 }
@@ -492,13 +507,13 @@ impl Replica {
     }
 
     fn mp_propose_queued(&mut self) {
-        let (window, batch_max) = (self.cfg.window, self.cfg.batch_max);
+        let (window, batch_max, bytes_max) = (self.cfg.window, self.cfg.batch_max, self.cfg.batch_bytes_max);
         loop {
             let Some(l) = self.leadership() else { return };
             if l.queue.is_empty() || l.in_flight.len() >= window {
                 break;
             }
-            let take = l.queue.len().min(batch_max);
+            let take = fits(l.queue.iter(), batch_max, bytes_max);
             let batch: Vec<Command> = l.queue.drain(..take).collect();
             let slot = l.next_slot;
             l.next_slot += 1;

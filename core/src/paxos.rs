@@ -19,7 +19,7 @@ use rand::RngExt;
 use crate::ballot::{Ballot, NodeId, Slot};
 use crate::message::{Message, PromiseEntry};
 use crate::replica::Replica;
-use crate::value::Value;
+use crate::value::{Command, Value};
 
 /// The back-off range stops growing at `backoff_ticks_max << MAX_BACKOFF_SHIFT`.
 const MAX_BACKOFF_SHIFT: u32 = 4;
@@ -280,15 +280,23 @@ impl Replica {
         }
         while self.px.proposals.len() < self.cfg.window {
             let mut ids = Vec::new();
-            let mut commands = Vec::new();
+            let mut commands: Vec<Command> = Vec::new();
+            let mut bytes = 0;
             while commands.len() < self.cfg.batch_max {
-                let Some(id) = self.px.unassigned.pop_front() else {
+                let Some(&id) = self.px.unassigned.front() else {
                     break;
                 };
-                if let Some(p) = self.pending.get(&id).filter(|p| p.slot.is_none()) {
-                    commands.push(p.command.clone());
-                    ids.push(id);
+                let Some(p) = self.pending.get(&id).filter(|p| p.slot.is_none()) else {
+                    self.px.unassigned.pop_front(); // decided or already in a proposal
+                    continue;
+                };
+                if !commands.is_empty() && bytes + p.command.size() > self.cfg.batch_bytes_max {
+                    break; // it leads the next slot
                 }
+                bytes += p.command.size();
+                commands.push(p.command.clone());
+                ids.push(id);
+                self.px.unassigned.pop_front();
             }
             if commands.is_empty() {
                 break;

@@ -33,6 +33,14 @@ pub enum ProposeError {
     /// Too many of this replica's commands are still undecided; try again later.
     #[error("too many undecided commands ({0}); try again later")]
     Backpressure(usize),
+    /// The command alone is over [`Config::batch_bytes_max`]: no slot can hold it.
+    #[error("command of {bytes} bytes is over the {max}-byte limit of one log slot")]
+    TooLarge {
+        /// The command's size, as [`Command::size`] counts it.
+        bytes: usize,
+        /// [`Config::batch_bytes_max`].
+        max: usize,
+    },
 }
 
 /// Why [`Replica::recover`] refused the persisted state.
@@ -275,9 +283,12 @@ impl Replica {
         if self.pending.len() >= self.cfg.pending_max {
             return Err(ProposeError::Backpressure(self.pending.len()));
         }
+        let command = Command { origin: self.cfg.id, id: self.next_command_id, payload };
+        if command.size() > self.cfg.batch_bytes_max {
+            return Err(ProposeError::TooLarge { bytes: command.size(), max: self.cfg.batch_bytes_max });
+        }
         let id = self.next_command_id;
         self.next_command_id += 1;
-        let command = Command { origin: self.cfg.id, id, payload };
         self.pending.insert(id, Pending { command: command.clone(), sent: None, slot: None });
         match self.cfg.protocol {
             Protocol::MultiPaxos => self.mp_enqueue_own(command),

@@ -21,6 +21,14 @@ pub struct Command {
     pub payload: Bytes,
 }
 
+impl Command {
+    /// What the command counts for against [`crate::Config::batch_bytes_max`]: its payload plus
+    /// an upper bound on the bytes its origin and id take in a stored record.
+    pub fn size(&self) -> usize {
+        self.payload.len() + 32
+    }
+}
+
 /// The value of one slot.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Value {

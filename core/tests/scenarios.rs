@@ -412,3 +412,26 @@ fn a_paxos_proposal_takes_the_lowest_slot_with_nothing_accepted() {
     assert_eq!(times_decided(&c, 0, "next"), 1);
     assert_eq!(c.replica(0).status().decided_upto, 2, "no hole, no no-op: two commands, two slots");
 }
+
+#[test]
+fn a_slot_holds_at_most_batch_bytes_max_and_a_larger_command_is_refused() {
+    let mut c = Cluster::with_config(3, Protocol::MultiPaxos, 14, |cfg| cfg.batch_bytes_max = 1_000);
+    elect(&mut c, 0);
+    let big = "x".repeat(1_000);
+    assert_eq!(
+        c.propose(0, big.clone()),
+        Err(barista_core::ProposeError::TooLarge { bytes: 1_032, max: 1_000 }),
+        "a command no slot can hold is refused, not proposed"
+    );
+    // Ten commands of 300 bytes (332 counted) queued at once: three fit in a slot, not all ten.
+    let leader = c.replica_mut(0);
+    for i in 0..10 {
+        leader.propose(Bytes::from(format!("{i}{}", "y".repeat(299)))).expect("propose");
+    }
+    c.process(0);
+    assert!(c.settle(100).is_some());
+    let sizes: Vec<usize> =
+        c.disks[1].applied.iter().map(|(_, v)| v.commands().iter().map(Command::size).sum()).collect();
+    assert!(sizes.iter().all(|&bytes| bytes <= 1_000), "{sizes:?}");
+    assert_eq!(c.disks[1].applied.iter().map(|(_, v)| v.commands().len()).sum::<usize>(), 10);
+}

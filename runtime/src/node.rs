@@ -137,6 +137,9 @@ pub enum SubmitError {
     /// Too many undecided commands at this replica.
     #[error("replica overloaded: {0}")]
     Overloaded(String),
+    /// The command does not fit in one log slot; it was not proposed.
+    #[error("{0}")]
+    TooLarge(String),
     /// The node stopped.
     #[error("replica is shutting down")]
     Stopped,
@@ -278,6 +281,12 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
                     Ok(_) => self.waiters.entry(key).or_default().push(reply),
                     Err(ProposeError::Backpressure(n)) => {
                         let _ = reply.send(Err(SubmitError::Overloaded(format!("{n} commands undecided"))));
+                    }
+                    Err(e @ ProposeError::TooLarge { .. }) => {
+                        let _ = reply.send(Err(SubmitError::TooLarge(format!(
+                            "request too large to replicate: {e} (a slot is one ZooKeeper record); \
+                             send less in one request, e.g. split the batch"
+                        ))));
                     }
                 }
             }

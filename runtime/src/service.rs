@@ -35,6 +35,9 @@ pub enum ServiceError {
     /// nowhere. Retrying does not help: change the statement.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// The request is too large to replicate; it ran nowhere. Retrying does not help: send less.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// Settings of the service.
@@ -103,6 +106,7 @@ impl<C: Clock> Service<C> {
                     Ok(Outcome::Busy) => tokio::time::sleep(self.cfg.busy_retry).await,
                     Ok(outcome) => return Ok(outcome),
                     Err(SubmitError::Overloaded(why)) => return Err(ServiceError::Overloaded(why)),
+                    Err(SubmitError::TooLarge(why)) => return Err(ServiceError::TooLarge(why)),
                     Err(SubmitError::Stopped) => return Err(ServiceError::NotReady("replica stopped".into())),
                 }
             }

@@ -41,6 +41,7 @@ pub fn service_exception(error: &ServiceError) -> g::DBException {
         ServiceError::NotReady(why) => exception(g::ERR_NOT_READY, error.to_string(), None).with_details(why),
         ServiceError::Overloaded(why) => exception(g::ERR_OVERLOADED, error.to_string(), None).with_details(why),
         ServiceError::Refused(refusal) => refused(refusal),
+        ServiceError::TooLarge(why) => exception(g::ERR_BAD_REQUEST, why.clone(), Some(LIMIT_EXCEEDED)),
     }
 }
 

@@ -42,8 +42,8 @@ pub mod defaults {
     pub const BATCH_MAX: usize = 256;
     /// Slots in flight.
     pub const WINDOW: usize = 64;
-    /// Longest statement: 1 MiB.
-    pub const MAX_STATEMENT_BYTES: usize = 1 << 20;
+    /// Longest statement: 512 KiB (a log slot holds at most `barista_core::BATCH_BYTES_MAX`).
+    pub const MAX_STATEMENT_BYTES: usize = 512 << 10;
     /// Most statements per batch.
     pub const MAX_BATCH_LEN: usize = 1000;
     /// Largest Thrift request: 16 MiB.

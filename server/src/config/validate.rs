@@ -108,6 +108,16 @@ pub(super) fn validate(m: Merged) -> Result<ServeConfig, ConfigError> {
             ),
         ));
     }
+    if m.max_statement_bytes >= barista_core::BATCH_BYTES_MAX {
+        return Err(ConfigError::invalid(
+            "max_statement_bytes",
+            format!(
+                "{} does not fit in one log slot ({} bytes, bounded by ZooKeeper's request limit)",
+                m.max_statement_bytes,
+                barista_core::BATCH_BYTES_MAX
+            ),
+        ));
+    }
     if i32::try_from(m.max_message_bytes).is_err() {
         return Err(ConfigError::invalid("max_message_bytes", "must be below 2 GiB (Thrift lengths are i32)"));
     }
