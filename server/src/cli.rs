@@ -1,4 +1,4 @@
-//! The command line: `barista serve` and `barista status`.
+//! The command line: `barista serve`, `barista status` and `barista demo`.
 //!
 //! Every configuration key of `serve` is also a flag and an environment variable
 //! (`BARISTA_<KEY>`); precedence is flag, then environment, then the `--config` file, then the
@@ -28,6 +28,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print the cluster's state (leader, every replica's AP, health and lag) from admin addresses.
     Status(StatusArgs),
+    /// Start three replicas on this machine (PostgreSQL, ZooKeeper and all) and show, with real
+    /// output, replication, failover and recovery; then leave the cluster running until Ctrl-C.
+    Demo(DemoArgs),
 }
 
 /// Which consensus protocol decides the log's slots.
@@ -140,4 +143,16 @@ pub struct StatusArgs {
     /// Print the replicas' status as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `barista demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// State directory (databases, ZooKeeper data, logs); emptied at start. Default: `target/demo`
+    /// next to the binary's build, else `$XDG_STATE_HOME/barista/demo`.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Stop everything and exit after the tour instead of leaving the cluster running.
+    #[arg(long, alias = "exit")]
+    pub no_wait: bool,
 }

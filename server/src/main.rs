@@ -1,11 +1,11 @@
-//! The `barista` binary: parses the command line and runs the subcommand.
+//! The `barista` binary: parses the command line and runs the subcommand (`serve`, `status`, `demo`).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use barista_server::cli::{Cli, Command};
 use barista_server::config::ServeConfig;
-use barista_server::{admin, logging, serve};
+use barista_server::{admin, demo, logging, serve};
 use clap::{CommandFactory, FromArgMatches};
 
 /// `barista status` exit code when a replica is unreachable or unhealthy.
@@ -35,6 +35,10 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Status(args) => {
             let all_healthy = admin::status_cmd::run(&args)?;
             Ok(if all_healthy { ExitCode::SUCCESS } else { ExitCode::from(DEGRADED) })
+        }
+        Command::Demo(args) => {
+            demo::run(&args)?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

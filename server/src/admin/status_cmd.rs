@@ -66,8 +66,8 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<bool> {
     Ok(answers.iter().all(|(_, a)| a.as_ref().is_ok_and(Report::is_healthy)))
 }
 
-/// The human-readable table.
-fn table(answers: &[(String, anyhow::Result<Report>)]) -> String {
+/// The human-readable table `barista status` prints (`barista demo` too).
+pub fn table(answers: &[(String, anyhow::Result<Report>)]) -> String {
     let furthest = answers.iter().filter_map(|(_, a)| a.as_ref().ok()).map(|r| r.applied).max().unwrap_or(0);
     let mut out = format!(
         "{:<22} {:>4} {:<21} {:<10} {:>6} {:>10} {:>10} {:>6}\n",
