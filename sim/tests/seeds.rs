@@ -4,8 +4,8 @@
 
 use barista_sim::sweep::{Options, sweep};
 
-/// Seeds run by every `cargo test` of the simulation build (about 15 s in release on 2 cores).
-const FIXED_SEEDS: std::ops::Range<u64> = 0..200;
+/// Seeds run by every `cargo test` of the simulation build (about a minute in release on 2 cores).
+const FIXED_SEEDS: std::ops::Range<u64> = 0..500;
 
 fn options() -> Options {
     Options {
