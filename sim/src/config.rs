@@ -33,6 +33,11 @@ pub struct Faults {
     pub store_slowness: bool,
     /// Take a replica's database down.
     pub database_outages: bool,
+    /// Pause replicas (every task of the node frozen, as in a long stop-the-world pause or
+    /// SIGSTOP; its peers' messages queue up) and resume them.
+    pub pauses: bool,
+    /// Cut single directions of links between replicas (one-way partitions).
+    pub one_way: bool,
 }
 
 /// Workload mix: how many clients of each kind.
@@ -87,6 +92,8 @@ impl SimConfig {
             store_outages: hostile && rng.random_bool(0.3),
             store_slowness: hostile && rng.random_bool(0.3),
             database_outages: hostile && rng.random_bool(0.3),
+            pauses: false,
+            one_way: false,
         };
         let workload = Workload {
             inserters: rng.random_range(1..=3),
@@ -106,6 +113,9 @@ impl SimConfig {
         };
         // Drawn last, so that every other parameter of a seed is what it was before registers.
         cfg.workload.registers = rng.random_range(0..=2);
+        // Likewise for the faults added after registers.
+        cfg.faults.pauses = hostile && rng.random_bool(0.4);
+        cfg.faults.one_way = hostile && cfg.faults.partitions && rng.random_bool(0.5);
         cfg
     }
 }
@@ -116,7 +126,8 @@ impl fmt::Display for SimConfig {
         write!(
             f,
             "seed={} nodes={} protocol={:?} drop={:.3} dup={:.3} delay={:.3}/{:?} events every {:?} \
-             crashes={} partitions={} store_outages={} store_slowness={} db_outages={} store_latency={:?} inserters={} bankers={} registers={} requests={} \
+             crashes={} partitions={} one_way={} pauses={} store_outages={} store_slowness={} db_outages={} store_latency={:?} \
+             inserters={} bankers={} registers={} requests={} \
              fault_phase={:?}",
             self.seed,
             self.nodes,
@@ -128,6 +139,8 @@ impl fmt::Display for SimConfig {
             fl.event_every,
             fl.crashes,
             fl.partitions,
+            fl.one_way,
+            fl.pauses,
             fl.store_outages,
             fl.store_slowness,
             fl.database_outages,
@@ -156,6 +169,7 @@ mod tests {
             assert!(runs.iter().any(|r| r.protocol == protocol));
         }
         assert!(runs.iter().any(|r| r.faults.crashes) && runs.iter().any(|r| !r.faults.crashes));
+        assert!(runs.iter().any(|r| r.faults.pauses) && runs.iter().any(|r| r.faults.one_way));
         assert!((0..=2).all(|n| runs.iter().any(|r| r.workload.registers == n)));
     }
 }

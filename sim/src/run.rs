@@ -129,6 +129,10 @@ async fn simulate_on(cfg: &SimConfig, cluster: &mut SimCluster) -> Result<Report
     let fault_end = Instant::now() + cfg.fault_phase;
     let mut clogged = Vec::new();
     let mut clogged_links = Vec::new();
+    let mut paused = Vec::new();
+    // The faults added later draw from their own stream, so every fault a seed injected before
+    // they existed is still injected, at the same moment.
+    let mut more_rng = StdRng::seed_from_u64(cfg.seed ^ 0x9a05_e0e1);
     let mut fault_events = 0;
     let mut next_event = Instant::now();
     while Instant::now() < fault_end {
@@ -142,6 +146,7 @@ async fn simulate_on(cfg: &SimConfig, cluster: &mut SimCluster) -> Result<Report
         if Instant::now() >= next_event {
             next_event = Instant::now() + rng.random_range(cfg.faults.event_every / 2..cfg.faults.event_every * 3 / 2);
             fault_events += inject(cluster, &mut rng, &mut clogged, &mut clogged_links);
+            fault_events += inject_more(cluster, &mut more_rng, &mut paused, &mut clogged_links);
         }
     }
 
@@ -149,6 +154,9 @@ async fn simulate_on(cfg: &SimConfig, cluster: &mut SimCluster) -> Result<Report
     cluster.faults_on.store(false, Ordering::Relaxed);
     for id in clogged.drain(..) {
         NetSim::current().unclog_node(id);
+    }
+    for i in paused.drain(..) {
+        Handle::current().resume(cluster.ids[i]);
     }
     for (a, b) in clogged_links.drain(..) {
         NetSim::current().unclog_link(a, b);
@@ -234,6 +242,51 @@ fn converged(cluster: &SimCluster) -> Option<u64> {
             && s.open_txn.is_none()
     });
     done.then_some(first.applied)
+}
+
+/// Pauses or resumes a replica, and cuts or restores one direction of a link between two
+/// replicas, each at random and only if the seed enables it; returns how many it did. (Resuming a
+/// replica that crashed meanwhile is harmless: a restarted node runs unpaused.)
+fn inject_more(
+    cluster: &mut SimCluster,
+    rng: &mut StdRng,
+    paused: &mut Vec<usize>,
+    clogged_links: &mut Vec<(madsim::task::NodeId, madsim::task::NodeId)>,
+) -> usize {
+    let n = cluster.up.len();
+    let f = &cluster.cfg.faults;
+    let mut events = 0;
+    if f.pauses && rng.random_bool(0.3) {
+        if !paused.is_empty() && rng.random_bool(0.5) {
+            let i = paused.swap_remove(rng.random_range(0..paused.len()));
+            Handle::current().resume(cluster.ids[i]);
+            events += 1;
+        } else {
+            let i = rng.random_range(0..n);
+            if cluster.up[i] && !paused.contains(&i) {
+                Handle::current().pause(cluster.ids[i]);
+                paused.push(i);
+                events += 1;
+            }
+        }
+    }
+    if f.one_way && rng.random_bool(0.3) {
+        let a = rng.random_range(0..n);
+        let b = (a + rng.random_range(1..n)) % n;
+        let link = (cluster.ids[a], cluster.ids[b]);
+        match clogged_links.iter().position(|l| *l == link) {
+            Some(k) => {
+                clogged_links.swap_remove(k);
+                NetSim::current().unclog_link(link.0, link.1);
+            }
+            None => {
+                NetSim::current().clog_link(link.0, link.1);
+                clogged_links.push(link);
+            }
+        }
+        events += 1;
+    }
+    events
 }
 
 /// Injects one random fault; returns 1 if it did something.
