@@ -22,8 +22,11 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use samples::{FRUIT_QUERY, FRUIT_ROWS, Running, addresses, check_fruit_tour, expect_everywhere, repo, run};
-use support::{Cluster, REPLICAS};
+use samples::{
+    FRUIT_QUERY, FRUIT_ROWS, LOOP_KEYS, addresses, check_fruit_tour, expect_everywhere, insert_loop_survives_a_stop,
+    repo, run,
+};
+use support::Cluster;
 
 /// The README's build command, with the output directory as `$1`.
 const JAVAC: &str = "javac -d \"$1\" -cp /usr/share/java/thrift.jar \
@@ -73,60 +76,12 @@ fn the_java_sample_runs_against_a_live_cluster() {
 
 #[test]
 fn the_java_client_fails_over_mid_loop_without_losing_or_repeating_inserts() {
-    const N: u32 = 200;
-    // Stop the replica in use once this many inserts are acknowledged.
-    const STOP_AT: u32 = 60;
     let compile = std::thread::spawn(build);
     let mut cluster = Cluster::start("failover-java", |_| Vec::new());
     if let Err(panic) = compile.join() {
         std::panic::resume_unwind(panic);
     }
-    let mut child =
-        Running::spawn("InsertLoop", java("barista.sample.InsertLoop").arg(addresses(&cluster)).arg(N.to_string()));
-    let line_limit = Duration::from_secs(60);
-
-    let mut used: Option<usize> = None;
-    let mut stopped: Option<usize> = None;
-    let mut acked_after_stop = 0;
-    let mut switched_to: Option<String> = None;
-    let mut acked = Vec::new();
-    let mut done = false;
-    while let Some(line) = child.next_line(line_limit) {
-        if let Some(addr) = line.strip_prefix("using ") {
-            let i = cluster.replicas.iter().position(|r| r.client == addr);
-            assert!(i.is_some(), "InsertLoop uses {addr}, not a replica of the cluster");
-            if stopped.is_some() {
-                switched_to = Some(addr.to_string());
-            }
-            used = i;
-        } else if let Some(k) = line.strip_prefix("ack ") {
-            acked.push(k.parse::<u32>().unwrap_or_else(|e| panic!("ack {k:?}: {e}")));
-            if stopped.is_some() {
-                acked_after_stop += 1;
-            }
-            if acked.len() == STOP_AT as usize && stopped.is_none() {
-                // The loop is mid-flight: its next insert is being sent to this replica now.
-                let victim = used.expect("a \"using\" line comes first");
-                cluster.stop_replica(victim);
-                stopped = Some(victim);
-            }
-        } else if line == format!("done {N}") {
-            done = true;
-        } else {
-            panic!("unexpected line from InsertLoop: {line:?}");
-        }
-    }
-    let status = child.wait(Duration::from_secs(10));
-    let stderr = child.stderr();
-    assert!(status.success() && done, "InsertLoop failed ({status}):\n{stderr}\n{}", cluster.logs());
-    let victim = stopped.expect("the replica was stopped mid-loop");
-    let new = switched_to.expect("the loop moved to another replica after the stop");
-    assert_ne!(new, cluster.replicas[victim].client);
-    assert!(acked_after_stop > 0, "inserts were acknowledged after the stop");
-    assert_eq!(acked, (1..=N).collect::<Vec<_>>(), "every key acknowledged once, in order");
-
-    // Every acknowledged key, once each, on every surviving replica.
-    let survivors: Vec<usize> = (0..REPLICAS).filter(|i| *i != victim).collect();
-    let expected: String = (1..=N).map(|k| format!("{k}|1\n")).collect();
-    expect_everywhere(&cluster, &survivors, "SELECT k, count(*) FROM acked GROUP BY k ORDER BY k", &expected);
+    let mut loop_cmd = java("barista.sample.InsertLoop");
+    loop_cmd.arg(addresses(&cluster)).arg(LOOP_KEYS.to_string());
+    insert_loop_survives_a_stop(&mut cluster, "InsertLoop", &mut loop_cmd);
 }

@@ -206,7 +206,7 @@ pub fn check_fruit_tour(cluster: &Cluster, what: &str, out: &Output) {
     }
 }
 
-/// How many keys the insert loops (`insert_loop.py`, `insert-loop.js`) are told to insert.
+/// How many keys the insert loops (`insert_loop.py`, `insert-loop.js`, `InsertLoop`) are told to insert.
 pub const LOOP_KEYS: u32 = 200;
 
 /// After how many acknowledged inserts the test stops the replica in use.
