@@ -12,7 +12,7 @@ use bytes::Bytes;
 use crate::acceptor::AcceptorState;
 use crate::ballot::{NodeId, Slot};
 use crate::config::{Config, Protocol};
-use crate::message::Envelope;
+use crate::message::{Envelope, Message};
 use crate::ready::Ready;
 use crate::replica::{CommandId, ProposeError, Replica};
 use crate::value::Value;
@@ -288,6 +288,68 @@ impl Cluster {
     /// The first live replica that claims to lead.
     pub fn leader(&self) -> Option<NodeId> {
         self.replicas.iter().flatten().find(|r| r.status().role == crate::RoleKind::Leader).map(|r| r.id())
+    }
+
+    /// Everything that must hold at every moment, whatever the network and crashes did, checked
+    /// across the whole cluster (the property tests and the fuzz target call it after every
+    /// input):
+    ///
+    /// - every applied log is a prefix of the longest one ([`Cluster::check_applied_prefixes`]);
+    /// - every live replica's own [`Replica::invariants`];
+    /// - no slot is ever held as decided with two values, by any replica, in memory or on disk
+    ///   (recorded in [`Cluster::decided`], which [`Cluster::process`] also checks on persist);
+    /// - persist before send: a vote in flight is already on its sender's disk;
+    /// - nothing was applied that was not seen decided.
+    ///
+    /// A no-op for a cluster made [`Cluster::without_checks`].
+    pub fn check_safety(&mut self) -> Result<(), String> {
+        if !self.checks {
+            return Ok(());
+        }
+        self.check_applied_prefixes()?;
+        for replica in self.replicas.iter().flatten() {
+            replica.invariants().map_err(|violation| format!("INVARIANT: {violation}"))?;
+            for (slot, paxo) in replica.acceptor_state().slots.iter().filter(|(_, p)| p.decided) {
+                let value = paxo.v_a.as_ref().ok_or_else(|| format!("slot {slot} decided without a value"))?;
+                let first = self.decided.entry(*slot).or_insert_with(|| value.clone());
+                if first != value {
+                    return Err(format!("replica {} holds slot {slot} decided with a second value", replica.id()));
+                }
+            }
+        }
+        self.check_votes_persisted()?;
+        for (node, disk) in self.disks.iter().enumerate() {
+            for (slot, value) in &disk.applied {
+                if self.decided.get(slot) != Some(value) {
+                    return Err(format!("replica {node} applied slot {slot} with a value never seen decided"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Persist before send: a promise or an accepted vote in flight is already on its sender's
+    /// disk, so a crash cannot make the sender contradict it. Disks only ever raise ballots, except
+    /// for slots purged below `Min()`, which every replica applied (so at most the sender's AP).
+    fn check_votes_persisted(&self) -> Result<(), String> {
+        for m in &self.network {
+            let disk = &self.disks[m.from as usize];
+            let applied = disk.applied.last().map_or(0, |(slot, _)| *slot);
+            let persisted = match &m.message {
+                Message::Promise { ballot, onward: true, .. } => disk.acceptor.promise.ballot >= *ballot,
+                Message::Promise { ballot, slot, onward: false, .. } => {
+                    *slot <= applied || disk.acceptor.promised(*slot) >= *ballot
+                }
+                Message::Accepted { ballot, slot } => {
+                    *slot <= applied || disk.acceptor.slots.get(slot).is_some_and(|p| p.n_a >= *ballot)
+                }
+                _ => true,
+            };
+            if !persisted {
+                return Err(format!("replica {} sent a vote it has not persisted: {m:?}", m.from));
+            }
+        }
+        Ok(())
     }
 
     /// Checks that every replica's applied log is a prefix of the longest one.

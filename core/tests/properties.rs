@@ -5,10 +5,11 @@
 //! message changed), drop, duplicate, tick, propose, crash, restart, process. Each run has two
 //! phases, in the manner of TigerBeetle's simulator:
 //!
-//! 1. **Chaos, checking safety after every action**: the testkit's oracle (no slot is ever
-//!    persisted as decided with two values), our own oracle over every decision any replica holds
-//!    in memory (persisted or not), [`Cluster::check_applied_prefixes`], and every live replica's
-//!    [`barista_core::Replica::invariants`] (also asserted inside the replica in debug builds).
+//! 1. **Chaos, checking safety after every action** with the testkit's cluster-wide oracle,
+//!    [`Cluster::check_safety`] (shared with the fuzz target in `fuzz/`): no slot is ever held as
+//!    decided with two values by any replica, in memory or on disk; applied logs are prefixes of
+//!    each other; votes in flight are persisted; and every live replica's
+//!    [`barista_core::Replica::invariants`] hold (also asserted inside the replica in debug builds).
 //! 2. **Heal, checking liveness within a bound**: every replica not chosen to stay down restarts
 //!    (at most a minority stays down, sometimes one crashed right then), the network stops
 //!    losing messages, and [`Cluster::settle`] must converge within [`SETTLE_ROUNDS_MAX`] rounds.
@@ -28,7 +29,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use barista_core::testkit::Cluster;
-use barista_core::{Config, Message, NodeId, Protocol, Slot, Value};
+use barista_core::{Config, NodeId, Protocol};
 use proptest::prelude::*;
 use proptest::sample::subsequence;
 
@@ -116,8 +117,6 @@ struct Run {
     crashes: Vec<u64>,
     /// Every command submitted: (replica, its crash count then, payload).
     proposed: Vec<(NodeId, u64, String)>,
-    /// Every value any replica ever held as decided, in memory or on disk, per slot.
-    decided: BTreeMap<Slot, Value>,
     /// Actions run so far, for failure messages.
     step: usize,
 }
@@ -131,14 +130,7 @@ impl Run {
             c.batch_max = tuning.batch_max;
             c.learn_batch_max = tuning.learn_batch_max;
         });
-        Run {
-            cluster,
-            nodes: scenario.nodes,
-            crashes: vec![0; scenario.nodes as usize],
-            proposed: Vec::new(),
-            decided: BTreeMap::new(),
-            step: 0,
-        }
+        Run { cluster, nodes: scenario.nodes, crashes: vec![0; scenario.nodes as usize], proposed: Vec::new(), step: 0 }
     }
 
     fn node(&self, node: NodeId) -> NodeId {
@@ -203,67 +195,11 @@ impl Run {
         self.check_safety();
     }
 
-    /// Everything that must hold at every moment, whatever the network and crashes did.
+    /// Everything that must hold at every moment, whatever the network and crashes did: the
+    /// testkit's cluster-wide oracle ([`Cluster::check_safety`]), shared with the fuzz target.
     fn check_safety(&mut self) {
-        let step = self.step;
-        if let Err(e) = self.cluster.check_applied_prefixes() {
-            panic!("SAFETY after action {step}: {e}");
-        }
-        for replica in self.cluster.replicas.iter().flatten() {
-            if let Err(violation) = replica.invariants() {
-                panic!("INVARIANT after action {step}: {violation}");
-            }
-            for (slot, paxo) in &replica.acceptor_state().slots {
-                if !paxo.decided {
-                    continue;
-                }
-                let value = paxo.v_a.clone().expect("a decided slot holds a value");
-                let first = self.decided.entry(*slot).or_insert_with(|| value.clone());
-                assert_eq!(
-                    *first,
-                    value,
-                    "SAFETY after action {step}: replica {} holds slot {slot} decided with a \
-                     second value",
-                    replica.id()
-                );
-            }
-        }
-        self.check_votes_persisted();
-        for (node, disk) in self.cluster.disks.iter().enumerate() {
-            for (slot, value) in &disk.applied {
-                assert_eq!(
-                    self.decided.get(slot).or_else(|| self.cluster.decided.get(slot)),
-                    Some(value),
-                    "SAFETY after action {step}: replica {node} applied slot {slot} with a value \
-                     never seen decided"
-                );
-            }
-        }
-    }
-
-    /// Persist before send: a promise or an accepted vote in flight is already on its sender's
-    /// disk, so a crash cannot make the sender contradict it. Disks only ever raise ballots, except
-    /// for slots purged below `Min()`, which every replica applied (so at most the sender's AP).
-    fn check_votes_persisted(&self) {
-        let step = self.step;
-        for m in &self.cluster.network {
-            let disk = &self.cluster.disks[m.from as usize];
-            let applied = disk.applied.last().map_or(0, |(slot, _)| *slot);
-            let persisted = match &m.message {
-                Message::Promise { ballot, onward: true, .. } => disk.acceptor.promise.ballot >= *ballot,
-                Message::Promise { ballot, slot, onward: false, .. } => {
-                    *slot <= applied || disk.acceptor.promised(*slot) >= *ballot
-                }
-                Message::Accepted { ballot, slot } => {
-                    *slot <= applied || disk.acceptor.slots.get(slot).is_some_and(|p| p.n_a >= *ballot)
-                }
-                _ => true,
-            };
-            assert!(
-                persisted,
-                "SAFETY after action {step}: replica {} sent a vote it has not persisted: {m:?}",
-                m.from
-            );
+        if let Err(e) = self.cluster.check_safety() {
+            panic!("SAFETY after action {}: {e}", self.step);
         }
     }
 
