@@ -76,12 +76,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let signals = Signals::install(&cluster)?;
     let tour = tour(&mut cluster);
     if let Err(e) = tour {
+        // A tour cut short by Ctrl-C fails as the replicas go; the signal handler reports the
+        // stop and exits.
+        signals.park_if_interrupted();
         eprintln!("barista demo: {e:#}");
         eprintln!("Replica logs:\n{}", cluster.logs());
         stop(&mut cluster)?;
         return Err(e.context("the demo failed"));
     }
-    println!("\nThe whole tour took {:.1} s.", secs(started.elapsed()));
+    println!("\nStart and tour took {:.1} s.", secs(started.elapsed()));
     connection_details(&cluster);
 
     if args.no_wait {
@@ -141,7 +144,7 @@ fn tour(cluster: &mut LocalCluster) -> anyhow::Result<()> {
     ensure!(tables[0].lines().count() == ITEMS.len(), "expected {} rows: {}", ITEMS.len(), tables[0]);
     status(cluster);
     println!(
-        "OK 1: the row written through replica {follower} was read at once through replica {other}, and all three databases hold the same {} rows (every replica applied the log through slot {ap}).",
+        "OK 1: the rows written through replica {follower} was read at once through replica {other}, and all three databases hold the same {} rows (every replica applied the log through slot {ap}).",
         ITEMS.len()
     );
 
@@ -346,6 +349,7 @@ fn print_stopped(stopped: &[Stopped]) {
 /// and exits; afterwards it wakes [`Signals::wait`].
 struct Signals {
     waiting: Arc<AtomicBool>,
+    interrupted: Arc<AtomicBool>,
     woken: mpsc::Receiver<()>,
 }
 
@@ -359,6 +363,8 @@ impl Signals {
         let (wake, woken) = mpsc::channel();
         let stopper = cluster.stopper();
         let flag = waiting.clone();
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let stopping = interrupted.clone();
         // Registered before the thread starts, so no signal slips through in between.
         let (mut int, mut term) = runtime.block_on(async {
             use tokio::signal::unix::{SignalKind, signal};
@@ -375,6 +381,7 @@ impl Signals {
                 let _ = wake.send(());
                 return;
             }
+            stopping.store(true, Ordering::SeqCst);
             println!("\nInterrupted: stopping the cluster.");
             match stopper.stop() {
                 Ok(stopped) => print_stopped(&stopped),
@@ -382,7 +389,14 @@ impl Signals {
             }
             std::process::exit(130);
         });
-        Ok(Signals { waiting, woken })
+        Ok(Signals { waiting, interrupted, woken })
+    }
+
+    /// Blocks for good if a signal cut the tour short: the handler stops everything and exits.
+    fn park_if_interrupted(&self) {
+        while self.interrupted.load(Ordering::SeqCst) {
+            std::thread::park();
+        }
     }
 
     /// Blocks until SIGINT or SIGTERM.
