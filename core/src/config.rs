@@ -63,6 +63,13 @@ pub struct Config {
     pub pending_max: usize,
     /// Most decided slots in one catch-up reply.
     pub learn_batch_max: usize,
+    /// Log retention while a peer lags: `0` keeps every slot until every replica applied it
+    /// (`Min`), so a replica that is down holds the whole log back for as long as it is down.
+    /// `n > 0` also forgets the slots more than `n` below this replica's own applied slot, so it
+    /// holds at most about `n` applied slots (plus the undecided ones) whatever its peers do; a
+    /// peer that falls further behind than that cannot catch up from the log any more and reports
+    /// [`crate::Status::needs_reseed`].
+    pub retain_slots: u64,
     /// Seed of the replica's random number generator (election jitter, back-off).
     pub seed: u64,
 }
@@ -86,6 +93,7 @@ impl Config {
             window: 64,
             pending_max: 100_000,
             learn_batch_max: 1024,
+            retain_slots: 0,
             seed: u64::from(id),
         }
     }

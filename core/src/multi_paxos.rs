@@ -204,6 +204,13 @@ impl Replica {
         if self.hears_live_leader(from) {
             return; // no reply: the challenger times out and the leader is left alone
         }
+        if slot < self.floor {
+            // The candidate lacks slots this acceptor forgot (only possible with `retain_slots`:
+            // below `Min` every candidate has decided everything). A promise would hide the values
+            // this acceptor accepted there, and the candidate could propose other ones into
+            // decided slots; so no promise: a replica that fell behind the purge point never leads.
+            return;
+        }
         match self.acceptor.prepare_onward(ballot, slot) {
             Ok(entries) => {
                 if !matches!(self.mp.role, Role::Follower) {

@@ -100,8 +100,11 @@ pub struct Status {
     pub applied: Slot,
     /// Highest slot seen (`Max()`).
     pub max_slot: Slot,
-    /// Slots below this one are forgotten (`Min()` as last computed).
+    /// Slots below this one are forgotten (`Min()` as last computed, or the retention bound).
     pub floor: Slot,
+    /// Slots held in the acceptor state (and so in the store once persisted): what purging
+    /// keeps bounded.
+    pub retained: usize,
     /// Commands submitted here and not yet seen decided.
     pub pending: usize,
     /// A peer answered a catch-up request with a log that starts above this replica's next slot:
@@ -344,6 +347,7 @@ impl Replica {
             applied: self.applied,
             max_slot: self.max_slot,
             floor: self.floor,
+            retained: self.acceptor.state.slots.len(),
             pending: self.pending.len(),
             needs_reseed: self.learner.needs_reseed,
         }
@@ -394,13 +398,24 @@ impl Replica {
         }
     }
 
-    /// Forgets slots every replica has applied, in memory and (through the next `Ready`) in the
-    /// store.
+    /// Where this replica's retained log starts: `Min()`, or, with [`Config::retain_slots`] set,
+    /// no more than that many slots below its own applied slot even while a peer lags further.
+    /// Never above `applied + 1`: only what this replica applied may be forgotten.
+    pub fn purge_floor(&self) -> Slot {
+        let retained = match self.cfg.retain_slots {
+            0 => 0,
+            n => (self.applied + 1).saturating_sub(n),
+        };
+        self.min().max(retained)
+    }
+
+    /// Forgets slots every replica has applied (or that fell out of the retention window), in
+    /// memory and (through the next `Ready`) in the store.
     fn forget_below_min(&mut self) {
-        let min = self.min();
-        if min > self.floor {
-            self.acceptor.forget_below(min);
-            self.floor = min;
+        let floor = self.purge_floor();
+        if floor > self.floor {
+            self.acceptor.forget_below(floor);
+            self.floor = floor;
         }
     }
 

@@ -200,6 +200,62 @@ fn slots_below_min_are_forgotten_everywhere_and_purged() {
     assert!(c.disks[0].acceptor.slots.len() >= 5);
 }
 
+#[test]
+fn with_retain_slots_a_down_replica_no_longer_holds_the_log_back_and_comes_back_needing_a_reseed() {
+    const RETAIN: u64 = 5;
+    let mut c = Cluster::with_config(3, Protocol::MultiPaxos, 13, |cfg| cfg.retain_slots = RETAIN);
+    elect(&mut c, 0);
+    c.propose(0, "before").expect("propose");
+    assert!(c.settle(50).is_some());
+    let left_at = c.replica(2).status().applied;
+
+    // Replica 2 is down while 40 slots are decided, one command per slot.
+    c.crash(2);
+    for i in 0..40 {
+        c.propose(0, format!("c{i}")).expect("propose");
+        c.deliver_all(1000);
+    }
+    assert!(c.settle(50).is_some());
+    let applied = c.replica(0).status().applied;
+    assert!(applied >= left_at + 40);
+    for node in [0, 1] {
+        let r = c.replica(node);
+        assert!(r.min() <= left_at + 1, "replica {node}: Min still waits for replica 2");
+        assert_eq!(r.status().floor, applied + 1 - RETAIN, "replica {node}: the retention bound, not Min");
+        assert_eq!(r.status().retained, RETAIN as usize, "replica {node} holds the last {RETAIN} slots");
+        assert_eq!(c.disks[node as usize].acceptor.slots.len(), RETAIN as usize, "replica {node} purged its store");
+    }
+
+    // Replica 2 comes back: the slot it needs next is gone everywhere, so it says it must be
+    // re-seeded, applies nothing it cannot have, and never leads (even once the leader dies).
+    c.restart(2);
+    for _ in 0..30 {
+        c.tick_all();
+        c.deliver_all(10_000);
+    }
+    let lagging = c.replica(2).status();
+    assert!(lagging.needs_reseed, "{lagging:?}");
+    assert_eq!(lagging.applied, left_at);
+    assert_eq!(c.disks[2].applied.last().map(|(s, _)| *s), Some(left_at));
+    c.crash(0);
+    for _ in 0..100 {
+        c.tick_all();
+        c.deliver_all(10_000);
+        assert_ne!(c.replica(2).status().role, RoleKind::Leader, "a replica behind the purge point led");
+    }
+    assert_eq!(c.leader(), Some(1), "the up-to-date replica took over");
+    // The cluster still decides with replica 2 voting as an acceptor, and no slot got two values.
+    c.propose(1, "after").expect("propose");
+    for _ in 0..10 {
+        c.tick_all();
+        c.deliver_all(10_000);
+    }
+    assert_eq!(c.replica(1).status().applied, applied + 1);
+    assert_eq!(times_decided(&c, 1, "after"), 1);
+    assert_eq!(c.replica(2).status().applied, left_at);
+    c.check_safety().expect("safety");
+}
+
 /// Counts network hops (one hop = deliver every message in flight) until `node` decides.
 fn hops_to_decide(c: &mut Cluster, node: u32) -> usize {
     let target = c.replica(node).status().decided_upto + 1;
