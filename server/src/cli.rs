@@ -109,6 +109,11 @@ pub struct ServeArgs {
     /// Most undecided slots in flight at once (pipelining window).
     #[arg(long, env = "BARISTA_WINDOW", value_name = "N", default_value_t = defaults::WINDOW)]
     pub window: usize,
+    /// Log retention while a replica lags: 0 keeps every slot until every replica applied it (a
+    /// replica down for long then holds the whole log back); N also purges applied slots more
+    /// than N below this replica's own, and a replica that falls further behind must be re-seeded.
+    #[arg(long, env = "BARISTA_RETAIN_SLOTS", value_name = "N", default_value_t = defaults::RETAIN_SLOTS)]
+    pub retain_slots: u64,
 
     /// Longest SQL statement accepted, in bytes.
     #[arg(long, env = "BARISTA_MAX_STATEMENT_BYTES", value_name = "BYTES",

@@ -111,6 +111,7 @@ async fn start_node(
     core.election_ticks = cfg.election_ticks;
     core.batch_max = cfg.batch_max;
     core.window = cfg.window;
+    core.retain_slots = cfg.retain_slots;
     core.seed = os_random();
     let counting = metrics.clone();
     let node_cfg = NodeConfig {

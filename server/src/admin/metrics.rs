@@ -1,7 +1,7 @@
 //! The replica's metrics, in the Prometheus text format.
 //!
 //! Counters and the latency histogram are updated where things happen (the Thrift front end, the
-//! node's apply hook); the gauges that describe the node (health, AP, decided slot, leader) are
+//! node's apply hook); the gauges that describe the node (health, AP, decided slot, purge floor, leader) are
 //! read from its status at scrape time, so they are never stale.
 
 use std::time::Duration;
@@ -24,6 +24,9 @@ pub struct Metrics {
     applied_slot: IntGauge,
     decided_slot: IntGauge,
     max_slot: IntGauge,
+    floor_slot: IntGauge,
+    retained_slots: IntGauge,
+    needs_reseed: IntGauge,
     leader: IntGauge,
     is_leader: IntGauge,
     pending: IntGauge,
@@ -77,6 +80,15 @@ impl Metrics {
             applied_slot: gauge("applied_slot", "AP: the last slot committed in this replica's database.")?,
             decided_slot: gauge("decided_slot", "Every slot up to this one is decided here.")?,
             max_slot: gauge("max_slot", "The highest slot this replica has seen.")?,
+            floor_slot: gauge("floor_slot", "Slots below this one are purged here (log forgetting).")?,
+            retained_slots: gauge(
+                "retained_slots",
+                "Log slots this replica holds (in memory and, once persisted, in ZooKeeper).",
+            )?,
+            needs_reseed: gauge(
+                "needs_reseed",
+                "1 if this replica fell behind its peers' purge point and must be re-seeded.",
+            )?,
             leader: gauge("leader", "The leader this replica follows (-1: none known).")?,
             is_leader: gauge("is_leader", "1 if this replica is the multi-paxos leader.")?,
             pending: gauge("pending_commands", "Commands submitted here and not yet decided.")?,
@@ -112,6 +124,9 @@ impl Metrics {
                 self.applied_slot.set(clamp(s.applied));
                 self.decided_slot.set(clamp(s.core.decided_upto));
                 self.max_slot.set(clamp(s.core.max_slot));
+                self.floor_slot.set(clamp(s.core.floor));
+                self.retained_slots.set(s.core.retained as i64);
+                self.needs_reseed.set(i64::from(s.core.needs_reseed));
                 self.leader.set(s.core.leader.map_or(-1, i64::from));
                 self.is_leader.set(i64::from(s.core.role == RoleKind::Leader));
                 self.pending.set(s.core.pending as i64);

@@ -26,6 +26,12 @@ pub struct Report {
     pub max_slot: u64,
     /// Commands submitted here, not yet decided.
     pub pending: usize,
+    /// Slots below this one are purged here.
+    #[serde(default)]
+    pub floor: u64,
+    /// Log slots held here (in ZooKeeper once persisted): what purging keeps bounded.
+    #[serde(default)]
+    pub retained: usize,
     /// A peer's log starts above this replica's next slot: it must be re-seeded.
     pub needs_reseed: bool,
 }
@@ -44,6 +50,8 @@ impl Report {
                 decided: 0,
                 max_slot: 0,
                 pending: 0,
+                floor: 0,
+                retained: 0,
                 needs_reseed: false,
             };
         };
@@ -72,6 +80,8 @@ impl Report {
             decided: s.core.decided_upto,
             max_slot: s.core.max_slot,
             pending: s.core.pending,
+            floor: s.core.floor,
+            retained: s.core.retained,
             needs_reseed: s.core.needs_reseed,
         }
     }

@@ -1,5 +1,6 @@
 //! `barista status`: asks every replica's admin address for its `/status` and prints the cluster
-//! as a table: who is leader, each replica's AP, health and lag behind the furthest replica.
+//! as a table: who is leader, each replica's AP, health and lag behind the furthest replica, and
+//! which replica must be re-seeded.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -63,7 +64,8 @@ pub fn run(args: &StatusArgs) -> anyhow::Result<bool> {
     } else {
         print!("{}", table(&answers));
     }
-    Ok(answers.iter().all(|(_, a)| a.as_ref().is_ok_and(Report::is_healthy)))
+    // A replica that must be re-seeded votes but can never apply again: not a healthy cluster.
+    Ok(answers.iter().all(|(_, a)| a.as_ref().is_ok_and(|r| r.is_healthy() && !r.needs_reseed)))
 }
 
 /// The human-readable table `barista status` prints (`barista demo` too).
@@ -88,6 +90,13 @@ pub fn table(answers: &[(String, anyhow::Result<Report>)]) -> String {
                 ));
                 if let Some(detail) = &r.detail {
                     out.push_str(&format!("{:<22}      {detail}\n", ""));
+                }
+                if r.needs_reseed {
+                    out.push_str(&format!(
+                        "{:<22}      fell behind the purge point (slot {} is purged on its peers): re-seed it\n",
+                        "",
+                        r.applied + 1
+                    ));
                 }
             }
             Err(e) => out.push_str(&format!("{addr:<22} {:>4} unreachable: {e:#}\n", "?")),
@@ -122,6 +131,8 @@ mod tests {
             decided: applied,
             max_slot: applied,
             pending: 0,
+            floor: applied + 1,
+            retained: 0,
             needs_reseed: false,
         }
     }

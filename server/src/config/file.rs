@@ -31,6 +31,7 @@ pub struct FileConfig {
     pub idle_txn_timeout_ms: Option<u64>,
     pub batch_max: Option<usize>,
     pub window: Option<usize>,
+    pub retain_slots: Option<u64>,
     pub max_statement_bytes: Option<usize>,
     pub max_batch_len: Option<usize>,
     pub max_message_bytes: Option<usize>,

@@ -42,6 +42,9 @@ pub mod defaults {
     pub const BATCH_MAX: usize = 256;
     /// Slots in flight.
     pub const WINDOW: usize = 64;
+    /// Off until re-seeding exists (issue 6, item 3): a replica behind the purge point could not
+    /// come back at all.
+    pub const RETAIN_SLOTS: u64 = 0;
     /// Longest statement: 512 KiB (a log slot holds at most `barista_core::BATCH_BYTES_MAX`).
     pub const MAX_STATEMENT_BYTES: usize = 512 << 10;
     /// Most statements per batch.
@@ -151,6 +154,8 @@ pub struct ServeConfig {
     pub batch_max: usize,
     /// Slots in flight.
     pub window: usize,
+    /// Log retention while a peer lags (0: until every replica applied a slot).
+    pub retain_slots: u64,
     /// Request limits.
     pub limits: Limits,
     /// Thrift worker threads.
@@ -179,6 +184,7 @@ pub(crate) struct Merged {
     pub idle_txn_timeout_ms: u64,
     pub batch_max: usize,
     pub window: usize,
+    pub retain_slots: u64,
     pub max_statement_bytes: usize,
     pub max_batch_len: usize,
     pub max_message_bytes: usize,
@@ -227,6 +233,7 @@ pub(crate) fn merge(args: ServeArgs, matches: &ArgMatches, file: FileConfig) -> 
         idle_txn_timeout_ms: layered!(idle_txn_timeout_ms),
         batch_max: layered!(batch_max),
         window: layered!(window),
+        retain_slots: layered!(retain_slots),
         max_statement_bytes: layered!(max_statement_bytes),
         max_batch_len: layered!(max_batch_len),
         max_message_bytes: layered!(max_message_bytes),

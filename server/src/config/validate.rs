@@ -143,6 +143,7 @@ pub(super) fn validate(m: Merged) -> Result<ServeConfig, ConfigError> {
         idle_txn_timeout: Duration::from_millis(m.idle_txn_timeout_ms),
         batch_max: m.batch_max,
         window: m.window,
+        retain_slots: m.retain_slots,
         limits: Limits {
             max_statement_bytes: m.max_statement_bytes,
             max_batch_len: m.max_batch_len,
