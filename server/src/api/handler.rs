@@ -192,7 +192,10 @@ impl g::BaristaSyncHandler for Frontend {
 
     fn handle_open_connection(&self, params: g::ConnectionParams) -> thrift::Result<g::Connection> {
         self.observe("open_connection", || {
-            let conn = match (params.connection_id, self.inner.service.get()) {
+            // 0 means "pick one", like an absent id: the IDL asks clients for a nonzero id, and
+            // Thrift's Rust `ConnectionParams::default()` sends 0. Taken literally, every such
+            // client would share connection 0 (found by server/tests/determinism_cases.rs).
+            let conn = match (params.connection_id.filter(|id| *id != 0), self.inner.service.get()) {
                 (Some(id), _) => ConnId(id as u64),
                 (None, Some(service)) => service.new_conn_id(),
                 // Not started: `submit` says so.
