@@ -65,6 +65,12 @@ pub struct BackendFault(pub String);
 
 /// One database connection, used by one replicated session (or by the executor's bookkeeping).
 pub trait SqlSession: Send {
+    /// Prefix naming the schema of Barista's own tables (`public.` in PostgreSQL). Bookkeeping
+    /// statements run inside a client's transaction, where its `SET LOCAL search_path` is in
+    /// force: unqualified, the tables vanished, every replica halted at that slot, and the cluster
+    /// stopped for good (found by server/tests/determinism_cases.rs).
+    const BOOKKEEPING_SCHEMA: &'static str = "";
+
     /// Runs one statement. Statement errors are `Ok(Err(_))`; only faults are `Err(_)`.
     ///
     /// To ensure correctness an implementation must:

@@ -556,7 +556,7 @@ pub const CASES: &[Case] = &[
         "SET LOCAL",
         "SET LOCAL search_path = app, public",
         Unchanged(Transaction),
-        "Ends with the transaction, which a restarted replica re-applies whole.",
+        "Ends with the transaction, which a restarted replica re-applies whole. Barista's own tables are schema-qualified, so search_path cannot hide them.",
     ),
     case(
         "set-local-timeout",
@@ -564,6 +564,27 @@ pub const CASES: &[Case] = &[
         "SET LOCAL statement_timeout = '5s'",
         Refused("statement_timeout"),
         "Whether a statement times out depends on each replica's speed.",
+    ),
+    case(
+        "set-transaction-read-only",
+        "SET TRANSACTION READ ONLY, transaction_read_only",
+        "SET TRANSACTION READ ONLY",
+        Refused("SET TRANSACTION READ ONLY"),
+        "Barista records each statement's outcome in the same transaction; a read-only transaction would make that record fail on every replica and stop the cluster.",
+    ),
+    case(
+        "set-config-read-only",
+        "set_config('transaction_read_only', ...)",
+        "SELECT set_config('transaction_read_only', 'on', true)",
+        Refused("transaction_read_only"),
+        "The same, through set_config.",
+    ),
+    case(
+        "set-local-role",
+        "SET LOCAL ROLE, set_config('role', ...)",
+        "SET LOCAL ROLE postgres",
+        Refused("SET LOCAL ROLE"),
+        "Barista's record of the statement runs as the connecting role in the same transaction; under another role it could fail on every replica and stop the cluster. Grant the connecting role what it needs.",
     ),
     case(
         "set-pinned-timestamp",

@@ -578,11 +578,22 @@ const TIME_DEPENDENT_SETTINGS: &[&str] = &[
     "seed",
 ];
 
+/// Settings under which Barista's own bookkeeping, which runs in the client's transaction as the
+/// connecting role, would fail on every replica: the replicas would halt at that slot for good.
+const BOOKKEEPING_SETTINGS: &[&str] = &["transaction_read_only", "role", "session_authorization"];
+
+/// Why [`BOOKKEEPING_SETTINGS`], a read-only transaction and another role are refused.
+pub(crate) const BOOKKEEPING_REFUSAL: &str = "Barista records each statement's outcome and its place in \
+    the log in the same transaction, as the connecting role; a read-only transaction or another \
+    role would make that record fail on every replica, which would stop the cluster";
+
 /// Why a transaction-scoped setting of `name` is refused, if it is.
 pub(crate) fn setting_refusal(name: &str) -> Option<&'static str> {
     let name = name.to_lowercase();
     if name.starts_with("barista.") {
         Some("settings under barista. are Barista's own (the pinned transaction timestamp)")
+    } else if BOOKKEEPING_SETTINGS.contains(&name.as_str()) {
+        Some(BOOKKEEPING_REFUSAL)
     } else if TIME_DEPENDENT_SETTINGS.contains(&name.as_str()) {
         Some(
             "its effect depends on elapsed time or on the session's random seed, so the same \

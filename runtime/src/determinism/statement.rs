@@ -12,11 +12,12 @@
 //!   prepared statements, temporary tables, listeners, cursors WITH HOLD, session locks, cached
 //!   sequence values) is lost on that replica alone.
 
-use super::functions::{fold, setting_refusal};
+use super::functions::{BOOKKEEPING_REFUSAL, fold, setting_refusal};
 use super::refusal::Refusal;
 use sqlparser::ast::{
     AlterRoleOperation, AlterTableOperation, ColumnDef, ColumnOption, ContextModifier, CopySource, CopyTarget,
-    CreateTable, Expr, ObjectName, ObjectType, SequenceOptions, Set, Statement, Value,
+    CreateTable, Expr, ObjectName, ObjectType, SequenceOptions, Set, Statement, TransactionAccessMode, TransactionMode,
+    Value,
 };
 
 /// What a statement does, as the executor needs to know it.
@@ -249,9 +250,16 @@ fn set_policy(set: &Set) -> Result<KindRule, Refusal> {
             transaction
         }
         Set::SetTimeZone { local: true, .. } => transaction,
-        Set::SetRole { context_modifier: Some(ContextModifier::Local), .. } => transaction,
+        Set::SetRole { context_modifier: Some(ContextModifier::Local), .. } => {
+            refuse("SET LOCAL ROLE", format!("{BOOKKEEPING_REFUSAL}; grant the connecting role what it needs"))
+        }
         Set::SetTransaction { snapshot: Some(_), .. } => {
             refuse("SET TRANSACTION SNAPSHOT", "snapshot ids are assigned by each server independently")
+        }
+        Set::SetTransaction { modes, .. }
+            if modes.iter().any(|m| matches!(m, TransactionMode::AccessMode(TransactionAccessMode::ReadOnly))) =>
+        {
+            refuse("SET TRANSACTION READ ONLY", BOOKKEEPING_REFUSAL)
         }
         Set::SetTransaction { session: false, .. } => transaction,
         _ => refuse(

@@ -19,18 +19,20 @@ use barista_core::Slot;
 
 use super::outcome::Outcome;
 
+/// The statements below name Barista's tables as `{schema}name`; [`run`] fills in the session's
+/// [`SqlSession::BOOKKEEPING_SCHEMA`].
 pub(crate) const CREATE: [&str; 3] = [
-    "CREATE TABLE IF NOT EXISTS sqlpaxoslog \
+    "CREATE TABLE IF NOT EXISTS {schema}sqlpaxoslog \
      (id integer PRIMARY KEY, lastseqnum bigint NOT NULL, commands_done bigint NOT NULL)",
-    "INSERT INTO sqlpaxoslog (id, lastseqnum, commands_done) VALUES (1, 0, 0) ON CONFLICT DO NOTHING",
-    "CREATE TABLE IF NOT EXISTS barista_sessions \
+    "INSERT INTO {schema}sqlpaxoslog (id, lastseqnum, commands_done) VALUES (1, 0, 0) ON CONFLICT DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS {schema}barista_sessions \
      (conn bigint PRIMARY KEY, request_seq bigint NOT NULL, outcome bytea NOT NULL, state smallint NOT NULL)",
 ];
 
-const READ_AP: &str = "SELECT lastseqnum, commands_done FROM sqlpaxoslog WHERE id = 1";
-const WRITE_POSITION: &str = "UPDATE sqlpaxoslog SET lastseqnum = $1, commands_done = $2 WHERE id = 1";
-const READ_SESSIONS: &str = "SELECT conn, request_seq, outcome, state FROM barista_sessions";
-const RECORD: &str = "INSERT INTO barista_sessions (conn, request_seq, outcome, state) VALUES ($1, $2, $3, $4) \
+const READ_AP: &str = "SELECT lastseqnum, commands_done FROM {schema}sqlpaxoslog WHERE id = 1";
+const WRITE_POSITION: &str = "UPDATE {schema}sqlpaxoslog SET lastseqnum = $1, commands_done = $2 WHERE id = 1";
+const READ_SESSIONS: &str = "SELECT conn, request_seq, outcome, state FROM {schema}barista_sessions";
+const RECORD: &str = "INSERT INTO {schema}barista_sessions (conn, request_seq, outcome, state) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (conn) DO UPDATE SET request_seq = excluded.request_seq, outcome = excluded.outcome, state = excluded.state";
 
 /// The `state` column of `barista_sessions`.
@@ -68,7 +70,8 @@ pub(crate) async fn run<S: SqlSession>(
     sql: &str,
     params: &[SqlValue],
 ) -> Result<crate::sql::ResultSet, BackendFault> {
-    session.execute(sql, params).await?.map_err(|e: SqlError| BackendFault(format!("bookkeeping `{sql}`: {e}")))
+    let sql = sql.replace("{schema}", S::BOOKKEEPING_SCHEMA);
+    session.execute(&sql, params).await?.map_err(|e: SqlError| BackendFault(format!("bookkeeping `{sql}`: {e}")))
 }
 
 pub(crate) async fn create<S: SqlSession>(session: &mut S) -> Result<(), BackendFault> {

@@ -239,6 +239,8 @@ fn failed(error: &tokio_postgres::Error) -> StatementResult {
 }
 
 impl SqlSession for PgSession {
+    const BOOKKEEPING_SCHEMA: &'static str = "public.";
+
     fn execute(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = StatementResult> + Send {
         self.run(sql, params)
     }
