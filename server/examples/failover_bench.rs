@@ -1,0 +1,229 @@
+//! The two recovery measurements of issue 6 (item 6) on one three-replica cluster on this
+//! machine, with default settings:
+//!
+//! - failover time: the leader is killed with SIGKILL while a write load runs; the time from the
+//!   kill to the first write acknowledged through `barista-client` (default client settings, a
+//!   fresh request issued right after the kill), over `--kills` kills; the killed replica is
+//!   restarted and the cluster waited on between kills. p50, p99, max.
+//! - catch-up rate: one follower is stopped for `--down-seconds` while the load runs through the
+//!   others; it is restarted, and the slots per second it replays until its AP reaches the
+//!   others' are compared with the load's own slots per second.
+//!
+//! ```sh
+//! cargo build --release -p barista-server --bin barista --example failover_bench
+//! target/release/examples/failover_bench --kills 20
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use barista_client::{Client, ClientConfig, Value};
+use barista_server::local_cluster::{LocalCluster, Options};
+use clap::Parser;
+
+/// Command-line options.
+#[derive(Parser, Debug)]
+#[command(about = "Failover time and catch-up rate of a three-replica Barista")]
+struct Args {
+    /// Leader kills measured.
+    #[arg(long, default_value_t = 20)]
+    kills: usize,
+    /// Writer threads of the background load.
+    #[arg(long, default_value_t = 4)]
+    writers: u64,
+    /// Seconds a follower stays down while the load runs, for the catch-up measurement.
+    #[arg(long, default_value_t = 15)]
+    down_seconds: u64,
+    /// State directory of the cluster (emptied first, removed afterwards).
+    #[arg(long, default_value = "target/failover-bench")]
+    dir: PathBuf,
+}
+
+const INSERT: &str = "INSERT INTO bench (w, n) VALUES ($1, $2)";
+/// Longest wait for anything the cluster should do on its own (an election, a restart).
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A background write load through `barista-client`.
+struct Load {
+    acked: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addrs: &[String], writers: u64) -> Load {
+        let (acked, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let threads = (0..writers)
+            .map(|w| {
+                let (addrs, acked, stop) = (addrs.to_vec(), acked.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    // Many rounds: the load must outlast every election without giving up.
+                    let cfg = ClientConfig { rounds: 50, ..ClientConfig::default() };
+                    let Ok(mut db) = Client::connect(&addrs, cfg) else { return };
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        // An error means the retries ran out during an election: carry on.
+                        if db.execute(INSERT, &[Value::Int(w as i64 + 1), Value::Int(n)]).is_ok() {
+                            acked.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { acked, stop, threads }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The value at quantile `q` of sorted `values`.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The highest AP among the running replicas other than `except`.
+fn others_applied(cluster: &LocalCluster, except: usize) -> u64 {
+    (0..cluster.replicas.len())
+        .filter(|i| *i != except)
+        .filter_map(|i| cluster.report(i).ok())
+        .map(|r| r.applied)
+        .max()
+        .unwrap_or(0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let exe = std::env::current_exe().context("finding this program")?;
+    // target/release/examples/failover_bench -> target/release/barista
+    let binary = exe.parent().and_then(|d| d.parent()).map(|d| d.join("barista")).context("locating barista")?;
+    if !binary.is_file() {
+        bail!("{} not found: build it with `cargo build --release -p barista-server --bin barista`", binary.display());
+    }
+    let mut opts = Options::new(std::path::absolute(&args.dir)?, &binary);
+    opts.remove_dir = true;
+    println!("starting ZooKeeper, three PostgreSQL servers and three replicas (default settings) ...");
+    let mut cluster =
+        LocalCluster::start(opts).context("starting the cluster (run scripts/setup.sh as root first?)")?;
+    let addrs: Vec<String> = cluster.replicas.iter().map(|r| r.client.clone()).collect();
+    Client::connect(&addrs, ClientConfig::default())?.execute("CREATE TABLE bench (w int, n int)", &[])?;
+    let load = Load::start(&addrs, args.writers);
+
+    // (a) Failover time.
+    let mut probe = Client::connect(&addrs, ClientConfig { rounds: 50, ..ClientConfig::default() })?;
+    let mut seq = 0;
+    let mut times = Vec::with_capacity(args.kills);
+    for kill in 1..=args.kills {
+        let leader = cluster.leader(LIMIT)?;
+        seq += 1;
+        probe.execute(INSERT, &[Value::Int(0), Value::Int(seq)]).context("write before the kill")?;
+        let killed_at = Instant::now();
+        cluster.kill_replica(leader);
+        let mut failed = 0;
+        loop {
+            seq += 1;
+            match probe.execute(INSERT, &[Value::Int(0), Value::Int(seq)]) {
+                Ok(_) => break,
+                Err(e) if killed_at.elapsed() < LIMIT => {
+                    failed += 1;
+                    eprintln!("  write after kill {kill} failed, retrying: {e}");
+                }
+                Err(e) => return Err(e).context("no write succeeded after the kill"),
+            }
+        }
+        let took = killed_at.elapsed();
+        times.push(took);
+        cluster.start_replica(leader)?;
+        cluster.wait_ready(LIMIT)?;
+        let new_leader = cluster.leader(LIMIT)?;
+        println!(
+            "kill {kill:>3}/{}: leader {leader} killed, first write acknowledged after {}{}; new leader {new_leader}",
+            args.kills,
+            ms(took),
+            if failed > 0 { format!(" ({failed} client errors first)") } else { String::new() }
+        );
+    }
+    times.sort_unstable();
+
+    // (b) Catch-up rate: a follower down while the load runs, then restarted.
+    let leader = cluster.leader(LIMIT)?;
+    let down = (leader + 1) % cluster.replicas.len();
+    cluster.wait_applied(LIMIT)?;
+    cluster.stop_replica(down);
+    let (t0, ap0) = (Instant::now(), others_applied(&cluster, down));
+    let acked0 = load.acked.load(Ordering::Relaxed);
+    println!("replica {down} stopped; load runs through the others for {} s ...", args.down_seconds);
+    std::thread::sleep(Duration::from_secs(args.down_seconds)); // the measurement window itself
+    let (down_for, ap1) = (t0.elapsed(), others_applied(&cluster, down));
+    let commands = load.acked.load(Ordering::Relaxed) - acked0;
+    let load_rate = (ap1 - ap0) as f64 / down_for.as_secs_f64();
+    let restarted_at = Instant::now();
+    cluster.start_replica(down)?;
+    // Its AP as it recovered, from its first answer; then every 20 ms until it reaches the others.
+    let start_ap = loop {
+        if let Ok(r) = cluster.report(down)
+            && r.health == "healthy"
+        {
+            break r.applied;
+        }
+        if restarted_at.elapsed() > LIMIT {
+            bail!("replica {down} did not come back:\n{}", cluster.logs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let answered = restarted_at.elapsed();
+    let replay_start = Instant::now();
+    let (replayed_to, target) = loop {
+        let mine = cluster.report(down).map(|r| r.applied).unwrap_or(0);
+        let theirs = others_applied(&cluster, down);
+        if mine >= theirs {
+            break (mine, theirs);
+        }
+        if restarted_at.elapsed() > LIMIT * 5 {
+            bail!("replica {down} did not catch up: AP {mine}, others {theirs}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let replay = replay_start.elapsed();
+    let replayed = replayed_to - start_ap;
+    let replay_rate = replayed as f64 / replay.as_secs_f64().max(0.001);
+    let total_rate = replayed as f64 / restarted_at.elapsed().as_secs_f64();
+    load.stop();
+    cluster.wait_applied(LIMIT)?;
+
+    println!();
+    println!("failover time (leader SIGKILL -> first acknowledged write), {} kills:", times.len());
+    println!("  {:<10} {:>10}", "p50", ms(quantile(&times, 0.50)));
+    println!("  {:<10} {:>10}", "p99", ms(quantile(&times, 0.99)));
+    println!("  {:<10} {:>10}", "max", ms(times.last().copied().unwrap_or_default()));
+    println!("  {:<10} {:>10}", "min", ms(times.first().copied().unwrap_or_default()));
+    println!();
+    println!("catch-up of replica {down}, down {:.1} s under load ({} writers):", down_for.as_secs_f64(), args.writers);
+    println!("  {:<44} {:>12}", "load while it was down", format!("{load_rate:.0} slots/s"));
+    println!("  {:<44} {:>12}", "  (commands acknowledged meanwhile)", commands);
+    println!("  {:<44} {:>12}", "others' AP when it stopped", ap0);
+    println!("  {:<44} {:>12}", "its AP at its first healthy answer", start_ap);
+    println!("  {:<44} {:>12}", "slots replayed after restart", replayed);
+    println!("  {:<44} {:>12}", "restart to first answer (recovery)", ms(answered));
+    println!("  {:<44} {:>12}", "replay time, first answer -> caught up", ms(replay));
+    println!("  {:<44} {:>12}", "replay rate", format!("{replay_rate:.0} slots/s"));
+    println!("  {:<44} {:>12}", "replay rate incl. process restart", format!("{total_rate:.0} slots/s"));
+    println!("  {:<44} {:>12}", "replay rate / load rate", format!("{:.1}x", replay_rate / load_rate.max(1e-9)));
+    println!("  {:<44} {:>12}", "caught up at slot", target);
+    cluster.stop()?;
+    Ok(())
+}
