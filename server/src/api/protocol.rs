@@ -21,6 +21,11 @@ use thrift::{ProtocolError, ProtocolErrorKind};
 const VERSION_1: u32 = 0x8001_0000;
 const VERSION_MASK: u32 = 0xffff_0000;
 
+/// Most elements in one list, set or map of a request. No call needs more: PostgreSQL takes at
+/// most 65,535 parameters per statement, and a batch is limited by `max_batch_len` (1,000 by
+/// default). See `read_count` for why the byte budget is not enough.
+const MAX_ELEMENTS: usize = 65_536;
+
 /// A binary-protocol reader with a per-message byte budget.
 pub struct BoundedBinaryInput<R: Read> {
     reader: R,
@@ -79,6 +84,22 @@ impl<R: Read> BoundedBinaryInput<R> {
             ));
         }
         Ok(size)
+    }
+
+    /// An element count: a size, and at most [`MAX_ELEMENTS`]. The byte budget alone bounds the
+    /// count by the bytes left, but the generated code reserves `count * size_of::<T>()` up front
+    /// (48 to 88 bytes per statement or value): a 40-byte request claiming 16 million statements
+    /// reserved 700 MB (found by the `thrift_api` fuzz target, fuzz/corpus/thrift_api/
+    /// regression-huge-list-reservation), which aborts the process wherever the allocation fails.
+    fn read_count(&mut self, what: &str) -> thrift::Result<usize> {
+        let count = self.read_size(what)?;
+        if count > MAX_ELEMENTS {
+            return Err(invalid(
+                ProtocolErrorKind::SizeLimit,
+                format!("{what} of {count} elements exceeds the limit of {MAX_ELEMENTS}"),
+            ));
+        }
+        Ok(count)
     }
 
     fn read_type(&mut self) -> thrift::Result<TType> {
@@ -181,7 +202,7 @@ impl<R: Read> TInputProtocol for BoundedBinaryInput<R> {
 
     fn read_list_begin(&mut self) -> thrift::Result<TListIdentifier> {
         let element_type = self.read_type()?;
-        let size = self.read_size("list")?;
+        let size = self.read_count("list")?;
         Ok(TListIdentifier::new(element_type, size as i32))
     }
 
@@ -191,7 +212,7 @@ impl<R: Read> TInputProtocol for BoundedBinaryInput<R> {
 
     fn read_set_begin(&mut self) -> thrift::Result<TSetIdentifier> {
         let element_type = self.read_type()?;
-        let size = self.read_size("set")?;
+        let size = self.read_count("set")?;
         Ok(TSetIdentifier::new(element_type, size as i32))
     }
 
@@ -202,7 +223,7 @@ impl<R: Read> TInputProtocol for BoundedBinaryInput<R> {
     fn read_map_begin(&mut self) -> thrift::Result<TMapIdentifier> {
         let key_type = self.read_type()?;
         let value_type = self.read_type()?;
-        let size = self.read_size("map")?;
+        let size = self.read_count("map")?;
         Ok(TMapIdentifier::new(key_type, value_type, size as i32))
     }
 
@@ -269,6 +290,21 @@ mod tests {
         let mut input = BoundedBinaryInput::new(negative.as_slice(), 1024);
         input.read_message_begin().expect("header");
         assert!(describe(&input.read_list_begin().expect_err("negative")).contains("negative list size -1"));
+    }
+
+    #[test]
+    fn element_counts_are_capped_before_the_generated_code_reserves_them() {
+        let at_cap = message(|out| out.write_list_begin(&TListIdentifier::new(TType::Bool, 65_536)).expect("write"));
+        let mut input = BoundedBinaryInput::new(at_cap.as_slice(), 1 << 20);
+        input.read_message_begin().expect("header");
+        assert_eq!(input.read_list_begin().expect("at the cap").size, 65_536);
+        // Within the byte budget, but 16 million elements: refused before any allocation.
+        let huge =
+            message(|out| out.write_list_begin(&TListIdentifier::new(TType::Struct, 16_000_000)).expect("write"));
+        let mut input = BoundedBinaryInput::new(huge.as_slice(), 16 << 20);
+        input.read_message_begin().expect("header");
+        let err = input.read_list_begin().expect_err("over the cap");
+        assert!(describe(&err).contains("exceeds the limit of 65536"), "{err:?}");
     }
 
     #[test]
