@@ -70,5 +70,5 @@ fn a_disabled_exactly_once_table_is_caught() {
 
 #[test]
 fn a_leader_that_overrides_accepted_values_is_caught() {
-    caught(Bug::LeaderOverridesAccepted, &[1]);
+    caught(Bug::LeaderOverridesAccepted, &[4]);
 }
