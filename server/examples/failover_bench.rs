@@ -22,8 +22,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use barista_client::{Client, ClientConfig, Value};
-use barista_server::local_cluster::{LocalCluster, Options};
+use barista_server::local_cluster::LocalCluster;
 use clap::Parser;
+
+mod common;
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -86,12 +88,6 @@ impl Load {
     }
 }
 
-/// The value at quantile `q` of sorted `values`.
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
-    sorted.get(i).copied().unwrap_or_default()
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
@@ -108,17 +104,7 @@ fn others_applied(cluster: &LocalCluster, except: usize) -> u64 {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let exe = std::env::current_exe().context("finding this program")?;
-    // target/release/examples/failover_bench -> target/release/barista
-    let binary = exe.parent().and_then(|d| d.parent()).map(|d| d.join("barista")).context("locating barista")?;
-    if !binary.is_file() {
-        bail!("{} not found: build it with `cargo build --release -p barista-server --bin barista`", binary.display());
-    }
-    let mut opts = Options::new(std::path::absolute(&args.dir)?, &binary);
-    opts.remove_dir = true;
-    println!("starting ZooKeeper, three PostgreSQL servers and three replicas (default settings) ...");
-    let mut cluster =
-        LocalCluster::start(opts).context("starting the cluster (run scripts/setup.sh as root first?)")?;
+    let mut cluster = common::start_cluster(&args.dir)?;
     let addrs: Vec<String> = cluster.replicas.iter().map(|r| r.client.clone()).collect();
     Client::connect(&addrs, ClientConfig::default())?.execute("CREATE TABLE bench (w int, n int)", &[])?;
     let load = Load::start(&addrs, args.writers);
@@ -207,8 +193,8 @@ fn main() -> anyhow::Result<()> {
 
     println!();
     println!("failover time (leader SIGKILL -> first acknowledged write), {} kills:", times.len());
-    println!("  {:<10} {:>10}", "p50", ms(quantile(&times, 0.50)));
-    println!("  {:<10} {:>10}", "p99", ms(quantile(&times, 0.99)));
+    println!("  {:<10} {:>10}", "p50", ms(common::quantile(&times, 0.50)));
+    println!("  {:<10} {:>10}", "p99", ms(common::quantile(&times, 0.99)));
     println!("  {:<10} {:>10}", "max", ms(times.last().copied().unwrap_or_default()));
     println!("  {:<10} {:>10}", "min", ms(times.first().copied().unwrap_or_default()));
     println!();

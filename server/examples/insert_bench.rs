@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 use barista_client::{Client, ClientConfig, Value};
-use barista_server::local_cluster::{LocalCluster, Options};
 use clap::Parser;
+
+mod common;
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -57,25 +57,13 @@ impl Run {
     fn percentile(&self, p: f64) -> Duration {
         let mut sorted = self.latencies.clone();
         sorted.sort_unstable();
-        sorted
-            .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
+        common::quantile(&sorted, p)
     }
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let exe = std::env::current_exe().context("finding this program")?;
-    // target/release/examples/insert_bench -> target/release/barista
-    let binary = exe.parent().and_then(|d| d.parent()).map(|d| d.join("barista")).context("locating barista")?;
-    if !binary.is_file() {
-        bail!("{} not found: build it with `cargo build --release -p barista-server --bin barista`", binary.display());
-    }
-    let mut opts = Options::new(std::path::absolute(&args.dir)?, &binary);
-    opts.remove_dir = true;
-    println!("starting ZooKeeper, three PostgreSQL servers and three replicas ...");
-    let cluster = LocalCluster::start(opts).context("starting the cluster (run scripts/setup.sh as root first?)")?;
+    let cluster = common::start_cluster(&args.dir)?;
     let addrs: Vec<String> = cluster.replicas.iter().map(|r| r.client.clone()).collect();
     Client::connect(&addrs, ClientConfig::default())?.execute(CREATE, &[])?;
     let pg_port = cluster.replicas[0].pg_port;

@@ -1,0 +1,29 @@
+//! What the benchmark programs in `examples/` share: a local three-replica cluster started from
+//! the release build next to them, and quantiles of measured latencies.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use barista_server::local_cluster::{LocalCluster, Options};
+
+/// Starts ZooKeeper, three PostgreSQL servers and three replicas with default settings in `dir`
+/// (emptied first, removed when the cluster is dropped), running the `barista` binary next to this
+/// program's directory (`target/release/examples/X` runs `target/release/barista`).
+pub fn start_cluster(dir: &Path) -> anyhow::Result<LocalCluster> {
+    let exe = std::env::current_exe().context("finding this program")?;
+    let binary = exe.parent().and_then(|d| d.parent()).map(|d| d.join("barista")).context("locating barista")?;
+    if !binary.is_file() {
+        bail!("{} not found: build it with `cargo build --release -p barista-server --bin barista`", binary.display());
+    }
+    let mut opts = Options::new(std::path::absolute(dir)?, &binary);
+    opts.remove_dir = true;
+    println!("starting ZooKeeper, three PostgreSQL servers and three replicas (default settings) ...");
+    LocalCluster::start(opts).context("starting the cluster (run scripts/setup.sh as root first?)")
+}
+
+/// The value at quantile `q` (0 to 1) of `sorted` latencies; zero for none.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
+    sorted.get(i).copied().unwrap_or_default()
+}
