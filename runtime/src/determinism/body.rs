@@ -201,7 +201,11 @@ fn plpgsql(body: &str) -> Result<Vec<Edit>, Refusal> {
             _ => None,
         };
         let close = match open {
-            Some(open) => Some(tokens.closing_paren(open).ok_or_else(|| Refusal::internal("read a plpgsql body"))?),
+            // Unbalanced parentheses are the client's syntax error, not an internal one (found by
+            // the `sql` fuzz target: fuzz/corpus/sql/regression-plpgsql-unclosed-paren).
+            Some(open) => Some(tokens.closing_paren(open).ok_or_else(|| {
+                Refusal::unparsable("a parenthesis in its plpgsql body is never closed; check the body's syntax")
+            })?),
             None => None,
         };
         let arg_tokens: Vec<&Token> = match (open, close) {
