@@ -148,7 +148,7 @@ impl Replica {
         let value = best.as_ref().map_or_else(|| p.own.clone(), |e| e.value.clone());
         let ballot = p.ballot;
         if self.acceptor.accept(ballot, slot, &value).is_err() {
-            self.px_abort(slot);
+            self.px_abort(slot, true);
             return;
         }
         if let Some(p) = self.px.proposals.get_mut(&slot) {
@@ -193,16 +193,21 @@ impl Replica {
 
     pub(crate) fn px_on_nack(&mut self, ballot: Ballot, slot: Slot) {
         if self.px.proposals.get(&slot).is_some_and(|p| p.ballot == ballot) {
-            self.px_abort(slot);
+            self.px_abort(slot, true);
         }
     }
 
     /// Gives up a proposal: its commands wait for a later slot, after a random back-off so that
-    /// duelling proposers stop colliding.
-    fn px_abort(&mut self, slot: Slot) {
+    /// duelling proposers stop colliding. `lost` counts it as a lost ballot; a window of proposals
+    /// that time out together is one loss, not one per proposal, which took the back-off and the
+    /// timeout to their maximum at once and slowed recovery after an outage (found by fuzzing).
+    fn px_abort(&mut self, slot: Slot, lost: bool) {
         self.px_release(slot);
         let range = self.cfg.backoff_ticks_max << self.px.losses.min(MAX_BACKOFF_SHIFT);
-        self.px.losses += 1;
+        if lost {
+            // Capped: each win halves it, and a long outage must not take many wins to forget.
+            self.px.losses = (self.px.losses + 1).min(MAX_BACKOFF_SHIFT + 1);
+        }
         let backoff = self.rng.random_range(1..=range);
         self.px.backoff_until = self.px.backoff_until.max(self.now + backoff);
     }
@@ -232,8 +237,8 @@ impl Replica {
         let timeout = self.cfg.proposal_timeout_ticks << self.px.losses.min(MAX_BACKOFF_SHIFT);
         let expired: Vec<Slot> =
             self.px.proposals.iter().filter(|(_, p)| p.started + timeout <= now).map(|(s, _)| *s).collect();
-        for slot in expired {
-            self.px_abort(slot);
+        for (i, slot) in expired.into_iter().enumerate() {
+            self.px_abort(slot, i == 0);
         }
         self.px_fill_hole();
         if now % self.cfg.heartbeat_ticks == 0 {
