@@ -18,6 +18,10 @@ pub enum Protocol {
 /// Largest cluster the ack bitmaps can describe.
 pub const NODES_MAX: u32 = 64;
 
+/// Most doublings of a timer that backs off (accept retransmission, paxos-mode proposal timeout
+/// and back-off): it stops growing at 16 times its configured value.
+pub(crate) const MAX_BACKOFF_SHIFT: u32 = 4;
+
 /// Default of [`Config::batch_bytes_max`]: a slot's record then stays under ZooKeeper's default
 /// request limit (`jute.maxbuffer`, 1 MiB - 1) with room for the request's own bytes.
 pub const BATCH_BYTES_MAX: usize = 900_000;

@@ -25,9 +25,10 @@ use rand::rngs::SmallRng;
 
 use crate::ballot::{Ballot, NodeId, Slot};
 use crate::config::Config;
+use crate::config::MAX_BACKOFF_SHIFT;
 use crate::message::{Message, PromiseEntry};
 use crate::replica::Replica;
-use crate::value::{Command, Value};
+use crate::value::{BatchLimit, Command, Value};
 
 /// Multi-Paxos state of one replica.
 #[derive(Debug)]
@@ -95,9 +96,6 @@ pub(crate) struct InFlight {
     pub(crate) retries: u32,
 }
 
-/// A slot is retransmitted after at most `retransmit_ticks << MAX_BACKOFF_SHIFT` ticks.
-const MAX_BACKOFF_SHIFT: u32 = 4;
-
 impl MultiPaxos {
     pub(crate) fn new(cfg: &Config, rng: &mut SmallRng) -> MultiPaxos {
         MultiPaxos { role: Role::Follower, leader: None, last_heard: 0, election_deadline: election_timeout(cfg, rng) }
@@ -106,21 +104,6 @@ impl MultiPaxos {
 
 /// A randomized election timeout in `[election_ticks, 2 * election_ticks)`, so that replicas that
 /// lost their leader at the same moment rarely campaign at the same moment.
-/// How many of `commands`, from the front, go in one slot: at most `batch_max` and
-/// `bytes_max` bytes, and at least one (a command alone always fits: `propose` checked it).
-pub(crate) fn fits<'a>(commands: impl Iterator<Item = &'a Command>, batch_max: usize, bytes_max: usize) -> usize {
-    let mut bytes = 0;
-    let mut take = 0;
-    for command in commands.take(batch_max) {
-        bytes += command.size();
-        if take > 0 && bytes > bytes_max {
-            break;
-        }
-        take += 1;
-    }
-    take
-}
-
 fn election_timeout(cfg: &Config, rng: &mut SmallRng) -> u64 {
     cfg.election_ticks + rng.random_range(0..cfg.election_ticks)
 }
@@ -514,13 +497,14 @@ impl Replica {
     }
 
     fn mp_propose_queued(&mut self) {
-        let (window, batch_max, bytes_max) = (self.cfg.window, self.cfg.batch_max, self.cfg.batch_bytes_max);
+        let window = self.cfg.window;
         loop {
+            let mut limit = BatchLimit::new(&self.cfg);
             let Some(l) = self.leadership() else { return };
             if l.queue.is_empty() || l.in_flight.len() >= window {
                 break;
             }
-            let take = fits(l.queue.iter(), batch_max, bytes_max);
+            let take = l.queue.iter().take_while(|c| limit.admit(c)).count();
             let batch: Vec<Command> = l.queue.drain(..take).collect();
             let slot = l.next_slot;
             l.next_slot += 1;

@@ -17,12 +17,10 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::RngExt;
 
 use crate::ballot::{Ballot, NodeId, Slot};
+use crate::config::MAX_BACKOFF_SHIFT;
 use crate::message::{Message, PromiseEntry};
 use crate::replica::Replica;
-use crate::value::{Command, Value};
-
-/// The back-off range stops growing at `backoff_ticks_max << MAX_BACKOFF_SHIFT`.
-const MAX_BACKOFF_SHIFT: u32 = 4;
+use crate::value::{BatchLimit, Value};
 
 /// Paxos-mode proposer state of one replica.
 #[derive(Debug, Default)]
@@ -33,8 +31,9 @@ pub(crate) struct PaxosProposer {
     /// No new proposal before this tick.
     pub(crate) backoff_until: u64,
     /// Ballots lost, halved by each proposal of ours that is chosen: each loss doubles the
-    /// proposal timeout and the range of the random back-off (up to [`MAX_BACKOFF_SHIFT`] doublings). A fixed range let five
-    /// replicas filling the same hole collide forever (simulation seeds 225 and 229).
+    /// proposal timeout and the range of the random back-off (up to [`MAX_BACKOFF_SHIFT`]
+    /// doublings). A fixed range let five replicas filling the same hole collide forever
+    /// (simulation seeds 225 and 229).
     pub(crate) losses: u32,
     /// While some slot above the decided prefix is known: since when the prefix has been stuck,
     /// and the highest slot known then.
@@ -285,20 +284,16 @@ impl Replica {
         }
         while self.px.proposals.len() < self.cfg.window {
             let mut ids = Vec::new();
-            let mut commands: Vec<Command> = Vec::new();
-            let mut bytes = 0;
-            while commands.len() < self.cfg.batch_max {
-                let Some(&id) = self.px.unassigned.front() else {
-                    break;
-                };
+            let mut commands = Vec::new();
+            let mut limit = BatchLimit::new(&self.cfg);
+            while let Some(&id) = self.px.unassigned.front() {
                 let Some(p) = self.pending.get(&id).filter(|p| p.slot.is_none()) else {
                     self.px.unassigned.pop_front(); // decided or already in a proposal
                     continue;
                 };
-                if !commands.is_empty() && bytes + p.command.size() > self.cfg.batch_bytes_max {
+                if !limit.admit(&p.command) {
                     break; // it leads the next slot
                 }
-                bytes += p.command.size();
                 commands.push(p.command.clone());
                 ids.push(id);
                 self.px.unassigned.pop_front();

@@ -29,6 +29,31 @@ impl Command {
     }
 }
 
+/// The commands going into one slot: at most `batch_max` of them and `batch_bytes_max` bytes,
+/// and always the first one offered (`propose` refused any command no slot could hold).
+pub(crate) struct BatchLimit {
+    count: usize,
+    bytes: usize,
+    count_max: usize,
+    bytes_max: usize,
+}
+
+impl BatchLimit {
+    pub(crate) fn new(cfg: &crate::Config) -> BatchLimit {
+        BatchLimit { count: 0, bytes: 0, count_max: cfg.batch_max, bytes_max: cfg.batch_bytes_max }
+    }
+
+    /// Whether `command` joins the slot; if it does, it is counted.
+    pub(crate) fn admit(&mut self, command: &Command) -> bool {
+        let bytes = self.bytes + command.size();
+        if self.count > 0 && (self.count == self.count_max || bytes > self.bytes_max) {
+            return false;
+        }
+        (self.count, self.bytes) = (self.count + 1, bytes);
+        true
+    }
+}
+
 /// The value of one slot.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Value {

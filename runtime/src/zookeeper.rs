@@ -222,8 +222,8 @@ pub enum ZkStoreError {
     /// One slot's record does not fit in a request. Nothing of the batch was written.
     #[error(
         "slot {slot}'s record needs a ZooKeeper request of about {bytes} bytes, over the {limit}-byte \
-         limit (jute.maxbuffer); nothing of its batch was written (keep batch_max times the largest \
-         request below the limit)"
+         limit (jute.maxbuffer); nothing of its batch was written (the core's batch_bytes_max keeps \
+         a slot below it)"
     )]
     RecordTooLarge {
         /// The slot.
