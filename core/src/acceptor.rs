@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn decided_value_is_never_replaced() {
         let mut a = Acceptor::default();
-        let v = Value::Batch(vec![]);
+        let v = Value::batch(vec![]);
         assert_eq!(a.decide(1, &v), Ok(true));
         assert_eq!(a.decide(1, &v), Ok(false));
         assert_eq!(a.decide(1, &Value::Noop), Err(ConflictingDecision { slot: 1 }));

@@ -508,7 +508,7 @@ impl Replica {
             let batch: Vec<Command> = l.queue.drain(..take).collect();
             let slot = l.next_slot;
             l.next_slot += 1;
-            self.mp_propose_at(slot, Value::Batch(batch));
+            self.mp_propose_at(slot, Value::batch(batch));
         }
         let decided_upto = self.decided_upto;
         let now = self.now;

@@ -302,7 +302,7 @@ impl Replica {
                 break;
             }
             let slot = self.px_free_slot();
-            self.px_start(slot, Value::Batch(commands), ids);
+            self.px_start(slot, Value::batch(commands), ids);
         }
     }
 }

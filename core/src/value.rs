@@ -4,6 +4,8 @@
 //! there. A command carries the node that first received it (`origin`) and a per-origin id so the
 //! origin can tell when its command has been decided and stop re-sending it.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -59,11 +61,19 @@ impl BatchLimit {
 pub enum Value {
     /// Fills a slot that must be decided but has no command, e.g. a hole a new leader found.
     Noop,
-    /// One or more commands, applied in order.
-    Batch(Vec<Command>),
+    /// One or more commands, applied in order. Shared: a slot's value is cloned into every
+    /// accept, persist record and decision, and with a `Vec` each clone touched every command's
+    /// payload reference count (half the core's time at batch 256). Encoded as a plain sequence,
+    /// exactly like the `Vec` it replaced.
+    Batch(Arc<[Command]>),
 }
 
 impl Value {
+    /// A batch of `commands`.
+    pub fn batch(commands: impl Into<Arc<[Command]>>) -> Value {
+        Value::Batch(commands.into())
+    }
+
     /// The commands in this value (none for a no-op).
     pub fn commands(&self) -> &[Command] {
         match self {

@@ -20,7 +20,7 @@ fn elect(c: &mut Cluster, node: u32) {
 }
 
 fn batch(origin: u32, id: u64, payload: &'static str) -> Value {
-    Value::Batch(vec![Command { origin, id, payload: Bytes::from_static(payload.as_bytes()) }])
+    Value::batch(vec![Command { origin, id, payload: Bytes::from_static(payload.as_bytes()) }])
 }
 
 fn kinds(messages: &[Envelope]) -> Vec<(&'static str, u32)> {

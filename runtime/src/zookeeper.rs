@@ -813,7 +813,7 @@ mod tests {
         let b = Ballot { round: 1, node: 0 };
         let paxo = |bytes: usize| {
             let command = barista_core::Command { origin: 0, id: 0, payload: vec![0u8; bytes].into() };
-            Paxo { n_p: b, n_a: b, v_a: Some(Value::Batch(vec![command])), decided: false }
+            Paxo { n_p: b, n_a: b, v_a: Some(Value::batch(vec![command])), decided: false }
         };
         let batch = Persist { promise: None, slots: vec![(1, paxo(10)), (2, paxo(1_200_000))], purge_below: None };
         let err = store.try_persist(&batch).await.expect_err("refused");

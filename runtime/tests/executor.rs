@@ -501,12 +501,11 @@ async fn apply_refuses_to_run_after_a_fault_until_recovered() {
 async fn undecodable_payloads_are_skipped() {
     let mut r = Replica::new().await;
     setup(&mut r, &[A]).await;
-    let mut value = testkit::slot([cmd(A, 3, insert("t", 1))]);
-    if let Value::Batch(commands) = &mut value {
-        commands.insert(0, garbage(&[]));
-        commands.insert(1, garbage(&[9, 1, 2, 3]));
-        commands.push(garbage(&[1, 0xff, 0xff, 0xff]));
-    }
+    let mut commands = testkit::slot([cmd(A, 3, insert("t", 1))]).commands().to_vec();
+    commands.insert(0, garbage(&[]));
+    commands.insert(1, garbage(&[9, 1, 2, 3]));
+    commands.push(garbage(&[1, 0xff, 0xff, 0xff]));
+    let value = Value::batch(commands);
     let applied = r.apply(&value).await;
     assert_eq!(applied.len(), 1);
     assert_eq!(applied[0].outcome, one_row_affected());
@@ -609,11 +608,9 @@ fn workload() -> Vec<Value> {
         slot([cmd(A, 7, sql("UPDATE t SET v = 'x' WHERE id = 1"))]),
         Value::Noop,
         {
-            let mut value = slot([cmd(A, 8, Op::Commit)]);
-            if let Value::Batch(commands) = &mut value {
-                commands.insert(0, garbage(&[7, 7]));
-            }
-            value
+            let mut commands = slot([cmd(A, 8, Op::Commit)]).commands().to_vec();
+            commands.insert(0, garbage(&[7, 7]));
+            Value::batch(commands)
         },
         slot([cmd(B, 4, insert("t", 20))]),
         slot([

@@ -75,7 +75,7 @@ async fn oversized_frames_are_refused_and_the_peer_recovers() {
     let mut big = raw_connection(addr1).await;
     big.send(bytes::Bytes::from(vec![0u8; 10_000])).await.expect("send");
     // Outbound: a message over the limit is dropped at the sender; the next one goes through.
-    let value = barista_core::Value::Batch(vec![barista_core::Command {
+    let value = barista_core::Value::batch(vec![barista_core::Command {
         origin: 0,
         id: 0,
         payload: bytes::Bytes::from(vec![7u8; 1000]),

@@ -164,7 +164,7 @@ fn ballot(round: u64) -> Ballot {
 /// A slot holding one command of `payload` bytes.
 fn paxo(round: u64, payload: usize) -> Paxo {
     let command = LogCommand { origin: 1, id: round, payload: vec![7u8; payload].into() };
-    Paxo { n_p: ballot(round), n_a: ballot(round), v_a: Some(Value::Batch(vec![command])), decided: false }
+    Paxo { n_p: ballot(round), n_a: ballot(round), v_a: Some(Value::batch(vec![command])), decided: false }
 }
 
 fn writes(slots: impl IntoIterator<Item = Slot>, round: u64, payload: usize) -> Persist {
