@@ -118,6 +118,33 @@ impl Acceptor {
         Ok(entries)
     }
 
+    /// The highest ballot this acceptor promised, onward or in any one slot.
+    pub(crate) fn highest_promised(&self) -> Ballot {
+        self.state.slots.values().map(|p| p.n_p).max().unwrap_or(Ballot::ZERO).max(self.state.promise.ballot)
+    }
+
+    /// Promises at least `ballot` for every slot from `from` on, reporting nothing: a rejoining
+    /// replica's fence (see `rejoin.rs`), and that replica's own promise once it rejoined.
+    pub(crate) fn fence(&mut self, ballot: Ballot, from: Slot) {
+        let old = self.state.promise;
+        // As in `prepare_onward`, the covered range only grows.
+        let new = Promise {
+            ballot: old.ballot.max(ballot),
+            from: if old.ballot.is_zero() { from } else { from.min(old.from) },
+        };
+        if new != old {
+            self.state.promise = new;
+            self.promise_dirty = true;
+        }
+    }
+
+    /// Marks the whole state for persisting: a rejoined replica persisted nothing while it
+    /// rejoined.
+    pub(crate) fn mark_all_dirty(&mut self) {
+        self.dirty.extend(self.state.slots.keys().copied());
+        self.promise_dirty = true;
+    }
+
     /// Paxos phase 1 for one slot.
     pub(crate) fn prepare_slot(&mut self, ballot: Ballot, slot: Slot) -> Result<Option<PromiseEntry>, Ballot> {
         let promised = self.state.promised(slot);

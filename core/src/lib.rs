@@ -39,6 +39,7 @@ mod paxos;
 #[cfg(madsim)]
 pub mod planted;
 mod ready;
+mod rejoin;
 mod replica;
 pub mod testkit;
 

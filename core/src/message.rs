@@ -142,6 +142,29 @@ pub enum Message {
         /// The sender forgot every slot below this one.
         floor: Slot,
     },
+    /// A replica that lost its acceptor state asks for the highest ballot each peer promised
+    /// (see `rejoin.rs`).
+    RejoinQuery,
+    /// The answer to a [`Message::RejoinQuery`].
+    RejoinInfo {
+        /// The highest ballot the sender promised, in any slot.
+        promised: Ballot,
+        /// The highest slot the sender has seen (`Max()`).
+        max_slot: Slot,
+    },
+    /// A rejoining replica asks the receiver to promise at least `ballot` from its floor on, so
+    /// that no accept of an older ballot (one the lost incarnation may have voted in) lands.
+    Fence {
+        /// The fence ballot.
+        ballot: Ballot,
+    },
+    /// The receiver persisted the fence.
+    Fenced {
+        /// The fence ballot.
+        ballot: Ballot,
+        /// The highest slot the sender has seen (`Max()`) once fenced.
+        max_slot: Slot,
+    },
 }
 
 impl Message {
@@ -153,13 +176,16 @@ impl Message {
             | Message::Accept { ballot, .. }
             | Message::Accepted { ballot, .. }
             | Message::Heartbeat { ballot, .. }
-            | Message::HeartbeatReply { ballot, .. } => Some(*ballot),
-            Message::Nack { promised, .. } => Some(*promised),
+            | Message::HeartbeatReply { ballot, .. }
+            | Message::Fence { ballot }
+            | Message::Fenced { ballot, .. } => Some(*ballot),
+            Message::Nack { promised, .. } | Message::RejoinInfo { promised, .. } => Some(*promised),
             Message::Decide { .. }
             | Message::Forward { .. }
             | Message::Progress { .. }
             | Message::LearnRequest { .. }
-            | Message::LearnReply { .. } => None,
+            | Message::LearnReply { .. }
+            | Message::RejoinQuery => None,
         }
     }
 
@@ -178,6 +204,10 @@ impl Message {
             Message::Progress { .. } => "progress",
             Message::LearnRequest { .. } => "learn_request",
             Message::LearnReply { .. } => "learn_reply",
+            Message::RejoinQuery => "rejoin_query",
+            Message::RejoinInfo { .. } => "rejoin_info",
+            Message::Fence { .. } => "fence",
+            Message::Fenced { .. } => "fenced",
         }
     }
 }

@@ -341,13 +341,18 @@ impl Replica {
         }
     }
 
-    /// An accept or heartbeat from `ballot`'s leader that this acceptor did not refuse.
-    pub(crate) fn mp_follow(&mut self, ballot: Ballot) {
-        let own_ballot = match &self.mp.role {
+    /// The ballot this replica leads or campaigns with, if any.
+    pub(crate) fn mp_own_ballot(&self) -> Option<Ballot> {
+        match &self.mp.role {
             Role::Leader(l) => Some(l.ballot),
             Role::Candidate(c) => Some(c.ballot),
             Role::Follower => None,
-        };
+        }
+    }
+
+    /// An accept or heartbeat from `ballot`'s leader that this acceptor did not refuse.
+    pub(crate) fn mp_follow(&mut self, ballot: Ballot) {
+        let own_ballot = self.mp_own_ballot();
         if own_ballot.is_some_and(|own| own >= ballot) {
             return; // a stale leader's message; it will be nacked on its next accept
         }
@@ -435,7 +440,7 @@ impl Replica {
         let majority = self.cfg.majority();
         let me = self.cfg.id as usize;
         let Some(l) = self.leadership() else {
-            if now >= self.mp.election_deadline {
+            if now >= self.mp.election_deadline && !self.rejoining() {
                 self.mp_campaign();
             }
             self.mp_retry_forwards();

@@ -258,7 +258,7 @@ impl Replica {
     /// in runs: a crashed proposer's whole window, or every slot duelling proposers abandoned.
     fn px_fill_hole(&mut self) {
         let next = self.decided_upto + 1;
-        if next > self.max_slot {
+        if next > self.max_slot || self.rejoining() {
             self.px.hole = None;
             return;
         }
@@ -279,7 +279,7 @@ impl Replica {
 
     /// Called from `take_ready`: start proposals for unassigned commands, window permitting.
     pub(crate) fn px_flush(&mut self) {
-        if self.now < self.px.backoff_until {
+        if self.now < self.px.backoff_until || self.rejoining() {
             return;
         }
         while self.px.proposals.len() < self.cfg.window {

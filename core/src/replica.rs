@@ -20,7 +20,8 @@ use crate::learner::Learner;
 use crate::message::{Envelope, Message};
 use crate::multi_paxos::{MultiPaxos, Role};
 use crate::paxos::PaxosProposer;
-use crate::ready::Ready;
+use crate::ready::{Persist, Ready};
+use crate::rejoin::Rejoin;
 use crate::value::{Command, Value};
 
 /// Identifies a proposed command at the replica that accepted it from a client.
@@ -110,6 +111,9 @@ pub struct Status {
     /// A peer answered a catch-up request with a log that starts above this replica's next slot:
     /// it cannot catch up from the log and must be re-seeded.
     pub needs_reseed: bool,
+    /// This replica lost its acceptor state and does not vote until it has rejoined (see
+    /// [`Replica::recover`]). It stays so while any peer is unreachable.
+    pub rejoining: bool,
 }
 
 /// A command submitted here, kept until it is seen decided (so it survives a lost forward or a
@@ -150,6 +154,8 @@ pub struct Replica {
     pub(crate) learner: Learner,
     pub(crate) outbox: Vec<Envelope>,
     pub(crate) violation: Option<String>,
+    /// Set while rejoining after the acceptor state was lost.
+    pub(crate) rejoin: Option<Rejoin>,
 }
 
 impl Replica {
@@ -163,6 +169,12 @@ impl Replica {
 
     /// A replica restarted from its persisted acceptor state and the last slot its executor
     /// applied (AP). Decided slots above `applied` are handed out again for applying.
+    ///
+    /// An empty state with `applied > 0` means the acceptor state was lost (a replica that
+    /// applied slots always keeps its last applied slot, see [`Replica::purge_floor`]): the
+    /// replica then rejoins before it votes again, so that it never contradicts a vote it gave
+    /// and forgot (see `rejoin.rs`). It learns and applies meanwhile, and reports
+    /// [`Status::rejoining`].
     pub fn recover(cfg: Config, state: AcceptorState, applied: Slot) -> Result<Replica, RecoverError> {
         cfg.validate()?;
         // The retained log must be decided without gaps from its first slot through `applied`:
@@ -190,7 +202,8 @@ impl Replica {
         done[cfg.id as usize] = applied;
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
         let mp = MultiPaxos::new(&cfg, &mut rng);
-        let replica = Replica {
+        let lost = applied > 0 && state == AcceptorState::default();
+        let mut replica = Replica {
             rng,
             now: 0,
             acceptor: Acceptor::new(state),
@@ -209,8 +222,12 @@ impl Replica {
             learner: Learner::new(decided_upto),
             outbox: Vec::new(),
             violation: None,
+            rejoin: None,
             cfg,
         };
+        if lost {
+            replica.rejoin_start();
+        }
         replica.debug_check();
         Ok(replica)
     }
@@ -238,6 +255,8 @@ impl Replica {
             self.max_round = self.max_round.max(ballot.round);
         }
         match message {
+            // Not a vote while rejoining: the lost incarnation may have voted otherwise.
+            Message::Prepare { .. } | Message::Accept { .. } if self.rejoining() => {}
             Message::Prepare { ballot, slot, onward } => self.on_prepare(from, ballot, slot, onward),
             Message::Promise { ballot, slot, onward, entries } => self.on_promise(from, ballot, slot, onward, entries),
             Message::Accept { ballot, slot, value, decided_upto } => {
@@ -265,6 +284,10 @@ impl Replica {
             Message::LearnReply { entries, decided_upto, floor } => {
                 self.on_learn_reply(from, entries, decided_upto, floor)
             }
+            Message::RejoinQuery => self.on_rejoin_query(from),
+            Message::RejoinInfo { promised, max_slot } => self.on_rejoin_info(from, promised, max_slot),
+            Message::Fence { ballot } => self.on_fence(from, ballot),
+            Message::Fenced { ballot, max_slot } => self.on_fenced(from, ballot, max_slot),
         }
         self.debug_check();
     }
@@ -277,6 +300,7 @@ impl Replica {
             Protocol::Paxos => self.px_tick(),
         }
         self.learner_tick();
+        self.rejoin_tick();
         self.debug_check();
     }
 
@@ -326,8 +350,14 @@ impl Replica {
             .filter_map(|slot| Some((slot, self.acceptor.slot(slot)?.v_a.clone()?)))
             .collect::<Vec<_>>();
         self.emitted_upto = self.decided_upto;
+        let mut persist = self.acceptor.take_persist();
+        if self.rejoining() {
+            // Nothing is stored until the rejoin completes (then everything is): a crash before
+            // that must find the store empty and start the rejoin over.
+            persist = Persist::default();
+        }
         self.debug_check();
-        Ready { persist: self.acceptor.take_persist(), messages: std::mem::take(&mut self.outbox), decided }
+        Ready { persist, messages: std::mem::take(&mut self.outbox), decided }
     }
 
     /// Where this replica stands.
@@ -350,6 +380,7 @@ impl Replica {
             retained: self.acceptor.state.slots.len(),
             pending: self.pending.len(),
             needs_reseed: self.learner.needs_reseed,
+            rejoining: self.rejoining(),
         }
     }
 
@@ -400,13 +431,15 @@ impl Replica {
 
     /// Where this replica's retained log starts: `Min()`, or, with [`Config::retain_slots`] set,
     /// no more than that many slots below its own applied slot even while a peer lags further.
-    /// Never above `applied + 1`: only what this replica applied may be forgotten.
+    /// Never above `applied`: only what this replica applied may be forgotten, and the last
+    /// applied slot stays, so that a store found empty with `applied > 0` can only mean lost
+    /// acceptor state (see [`Replica::recover`]).
     pub fn purge_floor(&self) -> Slot {
         let retained = match self.cfg.retain_slots {
             0 => 0,
             n => (self.applied + 1).saturating_sub(n),
         };
-        self.min().max(retained)
+        self.min().max(retained).min(self.applied.max(1))
     }
 
     /// Forgets slots every replica has applied (or that fell out of the retention window), in

@@ -41,6 +41,10 @@ pub struct Cluster {
     pub decided: BTreeMap<Slot, Value>,
     /// Directed links `(from, to)` on which messages are dropped when delivered.
     pub cut: BTreeSet<(NodeId, NodeId)>,
+    /// Votes a replica sent before it lost its acceptor state, still in flight (or copied): the
+    /// persist-before-send check cannot hold for them, since their record is gone. The rejoin
+    /// is what keeps them harmless, and the decided-value checks are what verify it.
+    orphans: Vec<Envelope>,
     checks: bool,
     restarts: u64,
 }
@@ -71,6 +75,7 @@ impl Cluster {
             sent: BTreeMap::new(),
             decided: BTreeMap::new(),
             cut: BTreeSet::new(),
+            orphans: Vec::new(),
             checks: true,
             restarts: 0,
         }
@@ -237,6 +242,14 @@ impl Cluster {
         self.replicas[node as usize] = None;
     }
 
+    /// Crashes `node` and deletes its acceptor state (its ZooKeeper nodes), keeping the applied
+    /// log (its database): it restarts as a replica that lost its votes.
+    pub fn lose_acceptor_state(&mut self, node: NodeId) {
+        self.crash(node);
+        self.disks[node as usize].acceptor = AcceptorState::default();
+        self.orphans.extend(self.network.iter().filter(|m| m.from == node).cloned());
+    }
+
     /// Restarts a crashed `node` from its disk.
     pub fn restart(&mut self, node: NodeId) {
         if self.is_up(node) {
@@ -266,10 +279,12 @@ impl Cluster {
         None
     }
 
-    /// Nothing pending at live replicas, every live replica applied the same prefix, and (in
-    /// multi-paxos) all follow one live leader.
+    /// Nothing pending at live replicas, every live replica applied the same prefix, (in
+    /// multi-paxos) all follow one live leader, and none is rejoining after lost acceptor state
+    /// unless a peer is down (it cannot finish before every peer answers).
     pub fn is_settled(&self) -> bool {
         let live: Vec<&Replica> = self.replicas.iter().flatten().collect();
+        let all_up = live.len() == self.len();
         let Some(first) = live.first() else { return true };
         let (applied, leader) = (first.status().applied, first.status().leader);
         let leader_ok = first.config().protocol == Protocol::Paxos
@@ -282,6 +297,7 @@ impl Cluster {
                     && s.decided_upto == applied
                     && s.max_slot <= applied
                     && s.leader == leader
+                    && !(s.rejoining && all_up)
             })
     }
 
@@ -332,7 +348,7 @@ impl Cluster {
     /// disk, so a crash cannot make the sender contradict it. Disks only ever raise ballots, except
     /// for slots purged below `Min()`, which every replica applied (so at most the sender's AP).
     fn check_votes_persisted(&self) -> Result<(), String> {
-        for m in &self.network {
+        for m in self.network.iter().filter(|m| !self.orphans.contains(m)) {
             let disk = &self.disks[m.from as usize];
             let applied = disk.applied.last().map_or(0, |(slot, _)| *slot);
             let persisted = match &m.message {

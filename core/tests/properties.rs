@@ -62,6 +62,10 @@ enum Action {
     Restart(NodeId),
     /// Drive a node through its `Ready`.
     Process(NodeId),
+    /// Crash a node and delete its acceptor state, keeping its applied log: it restarts as a
+    /// replica that forgot its votes and must rejoin (one such replica at a time, and only when
+    /// every replica is up at the end, since rejoining waits for every peer).
+    LoseState(NodeId),
 }
 
 /// Limits the schedule runs with; small values reach the window, batch and catch-up-chunk limits.
@@ -122,6 +126,8 @@ struct Run {
     proposed: Vec<(NodeId, u64, String)>,
     /// Actions run so far, for failure messages.
     step: usize,
+    /// [`Action::LoseState`] may run (every replica is up at the end).
+    may_lose_state: bool,
 }
 
 impl Run {
@@ -134,7 +140,14 @@ impl Run {
             c.learn_batch_max = tuning.learn_batch_max;
             c.retain_slots = tuning.retain_slots;
         });
-        Run { cluster, nodes: scenario.nodes, crashes: vec![0; scenario.nodes as usize], proposed: Vec::new(), step: 0 }
+        Run {
+            cluster,
+            nodes: scenario.nodes,
+            crashes: vec![0; scenario.nodes as usize],
+            proposed: Vec::new(),
+            step: 0,
+            may_lose_state: scenario.down_at_end.is_empty(),
+        }
     }
 
     fn node(&self, node: NodeId) -> NodeId {
@@ -150,6 +163,13 @@ impl Run {
             self.cluster.crash(node);
             self.crashes[node as usize] += 1;
         }
+    }
+
+    /// True if `node` has no acceptor state (lost, not yet rejoined) though it applied slots.
+    fn is_lost(&self, node: NodeId) -> bool {
+        let up_rejoining = self.cluster.replicas[node as usize].as_ref().is_some_and(|r| r.status().rejoining);
+        let disk = &self.cluster.disks[node as usize];
+        up_rejoining || (disk.acceptor == Default::default() && !disk.applied.is_empty())
     }
 
     fn apply(&mut self, action: &Action) {
@@ -194,6 +214,13 @@ impl Run {
             Action::Crash(node) => self.crash(self.node(node)),
             Action::Restart(node) => self.cluster.restart(self.node(node)),
             Action::Process(node) => self.cluster.process(self.node(node)),
+            Action::LoseState(node) => {
+                let node = self.node(node);
+                if self.may_lose_state && (0..self.nodes).all(|other| other == node || !self.is_lost(other)) {
+                    self.crash(node);
+                    self.cluster.lose_acceptor_state(node);
+                }
+            }
         }
         self.step += 1;
         self.check_safety();
@@ -321,6 +348,7 @@ fn action(nodes: u32) -> impl Strategy<Value = Action> {
         1 => (0..nodes).prop_map(Action::Crash),
         2 => (0..nodes).prop_map(Action::Restart),
         1 => (0..nodes).prop_map(Action::Process),
+        1 => (0..nodes).prop_map(Action::LoseState),
     ]
 }
 

@@ -185,9 +185,11 @@ fn slots_below_min_are_forgotten_everywhere_and_purged() {
     for node in 0..3 {
         let r = c.replica(node);
         assert_eq!(r.min(), applied + 1, "replica {node} knows every Done");
-        assert_eq!(r.status().floor, applied + 1);
-        assert!(r.acceptor_state().slots.keys().all(|s| *s > applied), "replica {node} forgot applied slots");
-        assert!(c.disks[node as usize].acceptor.slots.keys().all(|s| *s > applied), "replica {node} purged its store");
+        // The last applied slot stays, so an empty store always means lost state.
+        assert_eq!(r.status().floor, applied);
+        assert!(r.acceptor_state().slots.keys().all(|s| *s >= applied), "replica {node} forgot applied slots");
+        let stored: Vec<u64> = c.disks[node as usize].acceptor.slots.keys().copied().collect();
+        assert!(stored.iter().all(|s| *s >= applied) && stored.contains(&applied), "replica {node} purged {stored:?}");
     }
 
     // A replica that is down holds Min back for everyone.
@@ -373,7 +375,7 @@ fn paxos_replicas_that_never_talk_to_each_other_still_forget_below_min() {
     c.deliver_all(1000);
     let applied = c.replica(1).status().applied;
     for node in 0..3 {
-        assert_eq!(c.replica(node).status().floor, applied + 1, "replica {node} forgot what all applied");
+        assert_eq!(c.replica(node).status().floor, applied, "replica {node} forgot what all applied but the last");
     }
 }
 
@@ -490,4 +492,55 @@ fn a_slot_holds_at_most_batch_bytes_max_and_a_larger_command_is_refused() {
         c.disks[1].applied.iter().map(|(_, v)| v.commands().iter().map(Command::size).sum()).collect();
     assert!(sizes.iter().all(|&bytes| bytes <= 1_000), "{sizes:?}");
     assert_eq!(c.disks[1].applied.iter().map(|(_, v)| v.commands().len()).sum::<usize>(), 10);
+}
+
+#[test]
+fn a_replica_that_lost_its_votes_does_not_vote_until_every_peer_fenced_it() {
+    // Slot `slot` is chosen by {0, 2}: replica 1 never saw it. Replica 2 then loses its acceptor
+    // state and the leader dies. Were replica 2 to promise as if it had never voted, replica 1
+    // could win with it and fill the slot with a no-op: the slot decided twice.
+    let mut c = Cluster::new(3, Protocol::MultiPaxos, 21);
+    elect(&mut c, 0);
+    c.propose(0, "warm-up").expect("propose");
+    assert!(c.settle(50).is_some());
+    c.replica_mut(0).propose(Bytes::from_static(b"chosen")).expect("propose");
+    c.process(0);
+    let to_2 = c.network.iter().position(|m| m.to == 2 && m.message.kind() == "accept").expect("accept to 2");
+    let slot = match &c.network[to_2].message {
+        Message::Accept { slot, .. } => *slot,
+        _ => unreachable!(),
+    };
+    c.deliver(to_2);
+    let accepted = c.network.iter().position(|m| m.to == 0 && m.message.kind() == "accepted").expect("accepted");
+    c.deliver(accepted);
+    assert!(c.replica(0).decided(slot).is_some(), "chosen by {{0, 2}}");
+    c.crash(0);
+    c.network.clear();
+    c.lose_acceptor_state(2);
+    c.restart(2);
+    assert!(c.replica(2).status().rejoining);
+
+    // Replica 0 is down, so replica 2 cannot hear from every peer: it stays out, and replica 1
+    // alone cannot decide anything.
+    for _ in 0..200 {
+        c.tick_all();
+        c.deliver_all(1000);
+    }
+    assert!(c.replica(2).status().rejoining, "rejoined without hearing from replica 0");
+    assert!(c.replica(1).decided(slot).is_none(), "replica 1 decided the slot without replica 0");
+    assert!(c.disks[2].acceptor == Default::default(), "a rejoining replica persisted state");
+
+    // Replica 0 returns: the fence goes up everywhere, the slot keeps its value, replica 2 votes
+    // again and the cluster moves on with it.
+    c.restart(0);
+    assert!(c.settle(200).is_some(), "did not settle: {:?}", c.replica(2).status());
+    assert!(!c.replica(2).status().rejoining);
+    for node in 0..3 {
+        assert_eq!(c.replica(node).decided(slot), Some(&batch(0, 1, "chosen")), "replica {node}");
+    }
+    c.crash(1);
+    c.propose(2, "after").expect("propose");
+    assert!(c.settle(200).is_some());
+    assert_eq!(times_decided(&c, 2, "after"), 1, "replicas 0 and 2 decide without replica 1");
+    c.check_safety().expect("safe");
 }
