@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::random::{Constants, Rng, basis_points, last_name};
+use crate::random::{Cents, Constants, Rng, basis_points, last_name};
 use crate::schema;
 use crate::target::{Session, Target, Value};
 
@@ -24,12 +24,51 @@ use crate::target::{Session, Target, Value};
 pub const ITEMS: i64 = 100_000;
 /// Districts per warehouse.
 pub const DISTRICTS: i64 = 10;
-/// Customers per district.
+/// Customers per district (and orders per district at load).
 pub const CUSTOMERS: i64 = 3_000;
-/// Orders per district at load.
-pub const ORDERS: i64 = 3_000;
-/// The first undelivered order of each district at load (orders 2101..3000 are new orders).
-pub const FIRST_NEW_ORDER: i64 = 2_101;
+
+/// The database's size besides its warehouses: TPC-C's (the default), or divided for quick
+/// tests. Stored in `tpcc_meta` by `load`, read by `run` and `check`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scale {
+    /// Items (and stock rows per warehouse): 100,000.
+    pub items: i64,
+    /// Customers per district, and orders per district at load: 3,000.
+    pub customers: i64,
+}
+
+impl Scale {
+    /// TPC-C's cardinalities.
+    pub const TPCC: Scale = Scale { items: ITEMS, customers: CUSTOMERS };
+
+    /// TPC-C's cardinalities divided by `divisor` (1: TPC-C's own). Anything but 1 is not a
+    /// conformant database: it exists so that a test can load a Barista cluster in seconds.
+    pub fn divided(divisor: i64) -> Scale {
+        let divisor = divisor.clamp(1, 100);
+        Scale { items: ITEMS / divisor, customers: CUSTOMERS / divisor }
+    }
+
+    /// Orders per district at load (one per customer).
+    pub fn orders(&self) -> i64 {
+        self.customers
+    }
+
+    /// The first undelivered order of each district at load: 2101 of 3000, the last 30% are
+    /// new orders (clause 4.3.3.1).
+    pub fn first_new_order(&self) -> i64 {
+        self.customers - (self.customers * 3) / 10 + 1
+    }
+
+    /// Distinct customer last names: numbers 0..names-1 (1000, or fewer customers).
+    pub fn names(&self) -> i64 {
+        self.customers.min(1000)
+    }
+
+    /// Whether these are TPC-C's cardinalities.
+    pub fn is_tpcc(&self) -> bool {
+        *self == Scale::TPCC
+    }
+}
 
 /// How `load` runs.
 #[derive(Clone, Debug)]
@@ -46,6 +85,8 @@ pub struct LoadOptions {
     pub procedures: bool,
     /// Show a progress bar.
     pub progress: bool,
+    /// The size besides warehouses.
+    pub scale: Scale,
 }
 
 /// One unit of loading work.
@@ -78,12 +119,13 @@ impl Job {
     }
 
     /// Rows it inserts (order lines estimated at their mean of 10 per order).
-    fn rows(&self) -> u64 {
+    fn rows(&self, scale: &Scale) -> u64 {
+        let orders = scale.orders();
         match *self {
             Job::Items(from, to) | Job::Stock(_, from, to) => (to - from + 1) as u64,
             Job::Warehouse(_) => 1 + DISTRICTS as u64,
-            Job::Customers(..) => 2 * CUSTOMERS as u64,
-            Job::Orders(..) => (ORDERS + 10 * ORDERS + (ORDERS - FIRST_NEW_ORDER + 1)) as u64,
+            Job::Customers(..) => 2 * scale.customers as u64,
+            Job::Orders(..) => (orders + 10 * orders + (orders - scale.first_new_order() + 1)) as u64,
         }
     }
 }
@@ -91,12 +133,13 @@ impl Job {
 /// Items and stock rows per job: small enough to spread over the workers.
 const SLICE: i64 = 20_000;
 
-fn jobs(warehouses: i64) -> Vec<Job> {
+fn jobs(warehouses: i64, scale: &Scale) -> Vec<Job> {
     let mut jobs = Vec::new();
+    let items = scale.items;
     let slices = |f: &mut dyn FnMut(i64, i64)| {
         let mut from = 1;
-        while from <= ITEMS {
-            f(from, (from + SLICE - 1).min(ITEMS));
+        while from <= items {
+            f(from, (from + SLICE - 1).min(items));
             from += SLICE;
         }
     };
@@ -237,6 +280,8 @@ fn run_job(
 ) -> anyhow::Result<()> {
     let mut rng = Rng::new(job.seed(opts.seed));
     let limit = opts.statement_bytes;
+    let scale = opts.scale;
+    let (orders, first_new_order) = (scale.orders(), scale.first_new_order());
     match job {
         Job::Items(from, to) => {
             let mut ins = Inserter::new(session, "item", "i_id, i_im_id, i_name, i_price, i_data", limit, progress);
@@ -262,7 +307,8 @@ fn run_job(
             ins.row(|r| {
                 r.int(w).text(&rng.astring(6, 10));
                 address(r, &mut rng);
-                r.raw(basis_points(rng.uniform(0, 2000))).raw("300000.00");
+                // 300,000.00: the initial history's 10.00 per customer (conditions 8 and 9).
+                r.raw(basis_points(rng.uniform(0, 2000))).raw(Cents(DISTRICTS * scale.customers * 1000));
             })?;
             ins.flush()?;
             let mut ins = Inserter::new(
@@ -276,7 +322,7 @@ fn run_job(
                 ins.row(|r| {
                     r.int(d).int(w).text(&rng.astring(6, 10));
                     address(r, &mut rng);
-                    r.raw(basis_points(rng.uniform(0, 2000))).raw("30000.00").int(ORDERS + 1);
+                    r.raw(basis_points(rng.uniform(0, 2000))).raw(Cents(scale.customers * 1000)).int(orders + 1);
                 })?;
             }
             ins.flush()
@@ -311,10 +357,11 @@ fn run_job(
                 limit,
                 progress,
             );
-            for c in 1..=CUSTOMERS {
+            for c in 1..=scale.customers {
                 // The first 1,000 customers cover every name once; the others are drawn with
                 // NURand and the load-time C (clause 4.3.3.1).
-                let name = if c <= 1000 { c - 1 } else { rng.last_name_number(constants.c_last) };
+                let name =
+                    if c <= scale.names() { c - 1 } else { rng.last_name_number(constants.c_last, scale.names()) };
                 ins.row(|r| {
                     r.int(c).int(d).int(w).text(&rng.astring(8, 16)).text("OE").text(&last_name(name));
                     address(r, &mut rng);
@@ -338,7 +385,7 @@ fn run_job(
                 limit,
                 progress,
             );
-            for c in 1..=CUSTOMERS {
+            for c in 1..=scale.customers {
                 ins.row(|r| {
                     r.int(c).int(d).int(w).int(d).int(w).text(now).raw("10.00").text(&rng.astring(12, 24));
                 })?;
@@ -347,12 +394,12 @@ fn run_job(
         }
         Job::Orders(w, d) => {
             // O_C_ID: a random permutation of the customers (clause 4.3.3.1).
-            let mut customers: Vec<i64> = (1..=CUSTOMERS).collect();
+            let mut customers: Vec<i64> = (1..=scale.customers).collect();
             for i in (1..customers.len()).rev() {
                 let j = rng.uniform(0, i as i64) as usize;
                 customers.swap(i, j);
             }
-            let line_counts: Vec<i64> = (0..ORDERS).map(|_| rng.uniform(5, 15)).collect();
+            let line_counts: Vec<i64> = (0..orders).map(|_| rng.uniform(5, 15)).collect();
             let mut ins = Inserter::new(
                 session,
                 "orders",
@@ -360,10 +407,14 @@ fn run_job(
                 limit,
                 progress,
             );
-            for o in 1..=ORDERS {
+            for o in 1..=orders {
                 ins.row(|r| {
                     r.int(o).int(d).int(w).int(customers[(o - 1) as usize]).text(now);
-                    if o < FIRST_NEW_ORDER { r.int(rng.uniform(1, 10)) } else { r.raw("NULL") };
+                    if o < first_new_order {
+                        r.int(rng.uniform(1, 10))
+                    } else {
+                        r.raw("NULL")
+                    };
                     r.int(line_counts[(o - 1) as usize]).int(1);
                 })?;
             }
@@ -377,14 +428,22 @@ fn run_job(
                 progress,
             );
             let mut lines = 0;
-            for o in 1..=ORDERS {
+            for o in 1..=orders {
                 for n in 1..=line_counts[(o - 1) as usize] {
-                    let delivered = o < FIRST_NEW_ORDER;
+                    let delivered = o < first_new_order;
                     ins.row(|r| {
-                        r.int(o).int(d).int(w).int(n).int(rng.uniform(1, ITEMS)).int(w);
-                        if delivered { r.text(now) } else { r.raw("NULL") };
+                        r.int(o).int(d).int(w).int(n).int(rng.uniform(1, scale.items)).int(w);
+                        if delivered {
+                            r.text(now)
+                        } else {
+                            r.raw("NULL")
+                        };
                         r.int(5);
-                        if delivered { r.raw("0.00") } else { r.raw(rng.cents(1, 999_999)) };
+                        if delivered {
+                            r.raw("0.00")
+                        } else {
+                            r.raw(rng.cents(1, 999_999))
+                        };
                         r.text(&rng.astring(24, 24));
                     })?;
                     lines += 1;
@@ -392,14 +451,14 @@ fn run_job(
             }
             ins.flush()?;
             // The estimate counted 10 lines per order.
-            let estimate = 10 * ORDERS as u64;
+            let estimate = 10 * orders as u64;
             if lines > estimate {
                 progress.inc_length(lines - estimate);
             } else {
                 progress.set_length(progress.length().unwrap_or(0).saturating_sub(estimate - lines));
             }
             let mut ins = Inserter::new(session, "new_order", "no_o_id, no_d_id, no_w_id", limit, progress);
-            for o in FIRST_NEW_ORDER..=ORDERS {
+            for o in first_new_order..=orders {
                 ins.row(|r| {
                     r.int(o).int(d).int(w);
                 })?;
@@ -438,20 +497,28 @@ pub fn load(target: &Target, opts: &LoadOptions) -> anyhow::Result<LoadSummary> 
         ("c_id", constants.c_id),
         ("ol_i_id", constants.ol_i_id),
         ("warehouses", opts.warehouses),
+        ("items", opts.scale.items),
+        ("customers", opts.scale.customers),
     ];
     for (name, value) in meta {
         session
-            .execute("INSERT INTO tpcc_meta (name, value) VALUES ($1, $2)", &[Value::Text(name.into()), Value::Int(value)])
+            .execute(
+                "INSERT INTO tpcc_meta (name, value) VALUES ($1, $2)",
+                &[Value::Text(name.into()), Value::Int(value)],
+            )
             .context("storing the load-time constants")?;
     }
 
-    let jobs = jobs(opts.warehouses);
-    let total: u64 = jobs.iter().map(Job::rows).sum();
+    anyhow::ensure!(opts.scale.customers >= 10 && opts.scale.items >= 100, "scale too small: {:?}", opts.scale);
+    let jobs = jobs(opts.warehouses, &opts.scale);
+    let total: u64 = jobs.iter().map(|j| j.rows(&opts.scale)).sum();
     let progress = if opts.progress { ProgressBar::new(total) } else { ProgressBar::hidden() };
     progress.set_length(total);
     progress.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} rows, {per_sec}, eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let queue = Mutex::new(jobs.into_iter().collect::<VecDeque<Job>>());
     let workers = opts.workers.clamp(1, 64);
@@ -491,7 +558,9 @@ pub fn load(target: &Target, opts: &LoadOptions) -> anyhow::Result<LoadSummary> 
 /// Creates (or replaces) the stored procedures of procedures mode.
 pub fn install_procedures(session: &mut dyn Session) -> anyhow::Result<()> {
     for (name, args, create) in schema::PROCEDURES {
-        session.execute(&format!("DROP FUNCTION IF EXISTS {name}({args})"), &[]).with_context(|| format!("dropping {name}"))?;
+        session
+            .execute(&format!("DROP FUNCTION IF EXISTS {name}({args})"), &[])
+            .with_context(|| format!("dropping {name}"))?;
         session.execute(create, &[]).with_context(|| format!("creating {name}"))?;
     }
     Ok(())
@@ -516,7 +585,7 @@ mod tests {
 
     #[test]
     fn jobs_cover_the_cardinalities_of_clause_4_3() {
-        let jobs = jobs(2);
+        let jobs = jobs(2, &Scale::TPCC);
         let items: i64 = jobs.iter().map(|j| if let Job::Items(a, b) = j { b - a + 1 } else { 0 }).sum();
         let stock: i64 = jobs.iter().map(|j| if let Job::Stock(_, a, b) = j { b - a + 1 } else { 0 }).sum();
         assert_eq!(items, ITEMS);
@@ -524,6 +593,17 @@ mod tests {
         assert_eq!(jobs.iter().filter(|j| matches!(j, Job::Customers(..))).count(), 20);
         assert_eq!(jobs.iter().filter(|j| matches!(j, Job::Orders(..))).count(), 20);
         assert_eq!(jobs.iter().filter(|j| matches!(j, Job::Warehouse(..))).count(), 2);
+    }
+
+    #[test]
+    fn scales_keep_the_shape_of_a_district() {
+        let tpcc = Scale::divided(1);
+        assert!(tpcc.is_tpcc());
+        assert_eq!((tpcc.orders(), tpcc.first_new_order(), tpcc.names()), (3000, 2101, 1000));
+        let small = Scale::divided(10);
+        assert_eq!((small.items, small.customers), (10_000, 300));
+        assert_eq!((small.first_new_order(), small.names()), (211, 300));
+        assert!(!small.is_tpcc());
     }
 
     #[test]

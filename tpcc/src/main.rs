@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use barista_tpcc::load::{LoadOptions, load};
+use barista_tpcc::load::{LoadOptions, Scale, load};
 use barista_tpcc::report::chart_svg;
 use barista_tpcc::run::{RunOptions, run};
 use barista_tpcc::target::Target;
@@ -55,6 +55,11 @@ enum Command {
         /// Do not install the stored procedures of procedures mode.
         #[arg(long)]
         no_procedures: bool,
+        /// Divide the items and the customers and orders per district by this (1: TPC-C's
+        /// cardinalities). Anything else is NOT a conformant TPC-C database: it is for quick tests
+        /// (a debug-build Barista takes minutes for one full warehouse). run and check follow it.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=100))]
+        test_divisor: i64,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -131,10 +136,17 @@ fn main() -> ExitCode {
 
 fn main_result() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
-        Command::Load { target, warehouses, workers, seed, statement_kib, no_procedures, quiet } => {
+        Command::Load { target, warehouses, workers, seed, statement_kib, no_procedures, test_divisor, quiet } => {
             let seed = seed_or_clock(seed);
             let t = Target::parse(&target)?;
+            let scale = Scale::divided(test_divisor);
             println!("loading {warehouses} warehouse(s) into {target} with {workers} workers, seed {seed}");
+            if !scale.is_tpcc() {
+                println!(
+                    "test database, not TPC-C's cardinalities: {} items, {} customers per district (--test-divisor {test_divisor})",
+                    scale.items, scale.customers
+                );
+            }
             let summary = load(
                 &t,
                 &LoadOptions {
@@ -144,6 +156,7 @@ fn main_result() -> anyhow::Result<ExitCode> {
                     statement_bytes: statement_kib * 1024,
                     procedures: !no_procedures,
                     progress: !quiet,
+                    scale,
                 },
             )?;
             println!(
@@ -173,7 +186,9 @@ fn main_result() -> anyhow::Result<ExitCode> {
         } => {
             let seed = seed_or_clock(seed);
             let t = Target::parse(&target)?;
-            println!("running TPC-C on {target}: {terminals} terminal(s), {mode:?} mode, {warmup} s warm-up, {duration} s measured, seed {seed}");
+            println!(
+                "running TPC-C on {target}: {terminals} terminal(s), {mode:?} mode, {warmup} s warm-up, {duration} s measured, seed {seed}"
+            );
             let result = run(
                 &t,
                 &RunOptions {

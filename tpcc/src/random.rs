@@ -86,9 +86,10 @@ impl Rng {
         Cents(self.uniform(lo, hi))
     }
 
-    /// Picks a non-uniform C_LAST number with NURand(255, 0, 999).
-    pub fn last_name_number(&mut self, c: i64) -> i64 {
-        self.nurand(255, c, 0, 999)
+    /// Picks a non-uniform C_LAST number with NURand(255, 0, 999) (`names` is 1000 in a TPC-C
+    /// database; fewer in a divided test database).
+    pub fn last_name_number(&mut self, c: i64, names: i64) -> i64 {
+        self.nurand(255, c, 0, names - 1)
     }
 }
 

@@ -71,7 +71,11 @@ const ERROR_SAMPLES: usize = 10;
 impl Stats {
     /// Empty stats.
     pub fn new() -> Stats {
-        Stats { types: Kind::ALL.iter().map(|_| TypeStats::new()).collect(), timeline: Vec::new(), error_samples: Vec::new() }
+        Stats {
+            types: Kind::ALL.iter().map(|_| TypeStats::new()).collect(),
+            timeline: Vec::new(),
+            error_samples: Vec::new(),
+        }
     }
 
     /// One type's stats.
@@ -254,11 +258,25 @@ impl Report {
             self.warmup_s,
             if self.keying_think { ", keying and think times" } else { "" }
         );
-        let _ = writeln!(out, "tpmC {:.1}   all transactions {:.1}/min   errors {}", self.tpmc, self.tpm_total, self.errors);
+        let _ = writeln!(
+            out,
+            "tpmC {:.1}   all transactions {:.1}/min   errors {}",
+            self.tpmc, self.tpm_total, self.errors
+        );
         let _ = writeln!(
             out,
             "{:<13} {:>9} {:>9} {:>7} {:>7} {:>10} {:>6} {:>9} {:>9} {:>9} {:>9}",
-            "transaction", "committed", "rollback", "errors", "retries", "per min", "mix %", "p50 ms", "p90 ms", "p99 ms", "max ms"
+            "transaction",
+            "committed",
+            "rollback",
+            "errors",
+            "retries",
+            "per min",
+            "mix %",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms"
         );
         for t in &self.transactions {
             let _ = writeln!(
@@ -345,7 +363,11 @@ pub fn chart_svg(reports: &[&Report]) -> String {
     let seconds = reports.iter().map(|r| r.timeline.len()).max().unwrap_or(0).max(1);
     let peak = reports.iter().flat_map(|r| r.timeline.iter().flat_map(|s| s.iter())).copied().max().unwrap_or(0);
     let y_max = nice_max(peak as f64);
-    let _ = writeln!(svg, r#"<text x="{x0}" y="{}" font-weight="bold">Completed transactions per second</text>"#, y0 - 12.0);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{x0}" y="{}" font-weight="bold">Completed transactions per second</text>"#,
+        y0 - 12.0
+    );
     axes(&mut svg, x0, y0, w, h, y_max, seconds as f64, "s");
     let dashes = ["", "6,3", "2,2", "8,3,2,3", "1,4"];
     for (r_i, report) in reports.iter().enumerate() {
@@ -405,7 +427,11 @@ pub fn chart_svg(reports: &[&Report]) -> String {
     let (x0, y0, w, h) = (70.0, 470.0, 880.0, 230.0);
     let worst = reports.iter().flat_map(|r| r.transactions.iter().map(|t| t.p99_ms)).fold(0.0, f64::max);
     let y_max = nice_max(worst);
-    let _ = writeln!(svg, r#"<text x="{x0}" y="{}" font-weight="bold">Latency by transaction type (p50 / p90 / p99, ms)</text>"#, y0 - 12.0);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{x0}" y="{}" font-weight="bold">Latency by transaction type (p50 / p90 / p99, ms)</text>"#,
+        y0 - 12.0
+    );
     axes(&mut svg, x0, y0, w, h, y_max, 0.0, "");
     let group_w = w / Kind::ALL.len() as f64;
     let bars = 3 * reports.len();
@@ -510,7 +536,11 @@ mod tests {
         for i in 0..90u64 {
             let s = if i % 2 == 0 { &mut a } else { &mut b };
             let no = s.of(Kind::NewOrder);
-            if i == 0 { no.rolled_back += 1 } else { no.committed += 1 }
+            if i == 0 {
+                no.rolled_back += 1
+            } else {
+                no.committed += 1
+            }
             no.record(Duration::from_millis(i + 1));
             s.tick(Kind::NewOrder, (i / 3) as usize);
         }

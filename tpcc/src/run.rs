@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::load::Scale;
 use crate::random::{Constants, Rng};
 use crate::report::{Report, ReportHeader, Stats};
 use crate::target::{Session, Target};
@@ -45,8 +46,9 @@ pub struct RunOptions {
     pub label: String,
 }
 
-/// The load-time facts a run needs, from `tpcc_meta`.
-pub fn read_meta(session: &mut dyn Session) -> anyhow::Result<(Constants, i64)> {
+/// The load-time facts a run needs, from `tpcc_meta`: the NURand constants, the warehouses, and
+/// the scale.
+pub fn read_meta(session: &mut dyn Session) -> anyhow::Result<(Constants, i64, Scale)> {
     let rows = session
         .execute("SELECT name, value FROM tpcc_meta ORDER BY name", &[])
         .context("reading tpcc_meta (was the database loaded with barista-tpcc load?)")?;
@@ -54,7 +56,11 @@ pub fn read_meta(session: &mut dyn Session) -> anyhow::Result<(Constants, i64)> 
         let row = rows.rows.iter().find(|r| r.first().and_then(|c| c.as_deref()) == Some(name));
         row.and_then(|r| r.get(1)?.as_deref()?.parse().ok()).with_context(|| format!("tpcc_meta has no {name}"))
     };
-    Ok((Constants { c_last: get("c_last")?, c_id: get("c_id")?, ol_i_id: get("ol_i_id")? }, get("warehouses")?))
+    let scale = Scale {
+        items: get("items").unwrap_or(Scale::TPCC.items),
+        customers: get("customers").unwrap_or(Scale::TPCC.customers),
+    };
+    Ok((Constants { c_last: get("c_last")?, c_id: get("c_id")?, ol_i_id: get("ol_i_id")? }, get("warehouses")?, scale))
 }
 
 /// Sleeps until `until` or until `stop` is set, whichever is first.
@@ -150,7 +156,7 @@ fn terminal_loop(
 pub fn run(target: &Target, opts: &RunOptions) -> anyhow::Result<Report> {
     anyhow::ensure!(opts.terminals >= 1, "--terminals must be at least 1");
     let mut session = target.connect().with_context(|| format!("connecting to {}", target.describe()))?;
-    let (load_constants, loaded) = read_meta(session.as_mut())?;
+    let (load_constants, loaded, scale) = read_meta(session.as_mut())?;
     let warehouses = opts.warehouses.unwrap_or(loaded);
     anyhow::ensure!(
         (1..=loaded).contains(&warehouses),
@@ -173,7 +179,11 @@ pub fn run(target: &Target, opts: &RunOptions) -> anyhow::Result<Report> {
     let start = Instant::now();
     let measure_from = start + opts.warmup;
     let end = measure_from + opts.duration;
-    let progress = if opts.progress { ProgressBar::new(opts.warmup.as_secs() + opts.duration.as_secs()) } else { ProgressBar::hidden() };
+    let progress = if opts.progress {
+        ProgressBar::new(opts.warmup.as_secs() + opts.duration.as_secs())
+    } else {
+        ProgressBar::hidden()
+    };
     progress.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} s {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -185,7 +195,8 @@ pub fn run(target: &Target, opts: &RunOptions) -> anyhow::Result<Report> {
             .map(|(t, session)| {
                 let w_id = (t as i64 % warehouses) + 1;
                 let d_id = ((t as i64 / warehouses) % 10) + 1;
-                let terminal = Terminal::new(w_id, d_id, warehouses, constants, rng.next_u64(), opts.mode);
+                let mut terminal = Terminal::new(w_id, d_id, warehouses, constants, rng.next_u64(), opts.mode);
+                terminal.scale = scale;
                 let shared = &shared;
                 let keying_think = opts.keying_think;
                 scope.spawn(move || terminal_loop(terminal, session, keying_think, measure_from, end, shared))

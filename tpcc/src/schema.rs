@@ -26,7 +26,8 @@ pub const META_TABLE: &str = "tpcc_meta";
 
 /// Drops what a previous load left (tables and functions).
 pub fn drop_statements() -> Vec<String> {
-    let mut out: Vec<String> = PROCEDURES.iter().map(|(name, args, _)| format!("DROP FUNCTION IF EXISTS {name}({args})")).collect();
+    let mut out: Vec<String> =
+        PROCEDURES.iter().map(|(name, args, _)| format!("DROP FUNCTION IF EXISTS {name}({args})")).collect();
     let tables: Vec<&str> = TABLES.iter().map(|(t, _)| *t).chain([META_TABLE]).collect();
     out.push(format!("DROP TABLE IF EXISTS {}", tables.join(", ")));
     out

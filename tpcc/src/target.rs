@@ -34,7 +34,8 @@ impl Rows {
 
     /// The cell at `row`, `column` as an integer.
     pub fn int(&self, row: usize, column: usize) -> Result<i64, DbError> {
-        let cell = self.get(row, column).ok_or_else(|| DbError::other(format!("no value at row {row}, column {column}")))?;
+        let cell =
+            self.get(row, column).ok_or_else(|| DbError::other(format!("no value at row {row}, column {column}")))?;
         cell.parse().map_err(|_| DbError::other(format!("not an integer: {cell:?}")))
     }
 }
@@ -135,9 +136,8 @@ impl Target {
     pub fn connect(&self) -> Result<Box<dyn Session>, DbError> {
         match self {
             Target::Postgres { url, runtime } => {
-                let (client, connection) = runtime
-                    .block_on(tokio_postgres::connect(url, tokio_postgres::NoTls))
-                    .map_err(|e| pg_error(&e))?;
+                let (client, connection) =
+                    runtime.block_on(tokio_postgres::connect(url, tokio_postgres::NoTls)).map_err(|e| pg_error(&e))?;
                 runtime.spawn(async move {
                     // Ends when the client is dropped; an error then has nobody to go to.
                     let _ = connection.await;
@@ -302,10 +302,8 @@ impl Session for PostgresSession {
         let client = &self.client;
         self.runtime.block_on(async {
             use futures::TryStreamExt as _;
-            let stream = client
-                .query_raw(&statement, params.iter().map(|p| p as &dyn ToSql))
-                .await
-                .map_err(|e| pg_error(&e))?;
+            let stream =
+                client.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await.map_err(|e| pg_error(&e))?;
             let mut stream = std::pin::pin!(stream);
             let mut rows = Vec::new();
             while let Some(row) = stream.try_next().await.map_err(|e| pg_error(&e))? {

@@ -8,7 +8,7 @@
 //!
 //! Both modes send the same SQL to PostgreSQL and to Barista.
 
-use crate::load::{CUSTOMERS, DISTRICTS, ITEMS};
+use crate::load::{DISTRICTS, Scale};
 use crate::random::{Cents, Constants, Rng, last_name};
 use crate::schema::ITEM_NOT_VALID;
 use crate::target::{DbError, Rows, Session, Value};
@@ -137,6 +137,8 @@ pub struct Terminal {
     pub rng: Rng,
     /// The mode.
     pub mode: Mode,
+    /// The database's items and customers.
+    pub scale: Scale,
 }
 
 /// The customer of a Payment or Order-Status: by id, or by last name.
@@ -188,7 +190,7 @@ pub struct NewOrderInput {
 impl Terminal {
     /// A terminal of home warehouse `w_id`.
     pub fn new(w_id: i64, d_id: i64, warehouses: i64, constants: Constants, seed: u64, mode: Mode) -> Terminal {
-        Terminal { w_id, d_id, warehouses, constants, rng: Rng::new(seed), mode }
+        Terminal { w_id, d_id, warehouses, constants, rng: Rng::new(seed), mode, scale: Scale::TPCC }
     }
 
     /// Another warehouse than the home one, uniformly (the home one if it is the only one).
@@ -202,24 +204,24 @@ impl Terminal {
 
     fn customer(&mut self) -> Customer {
         if self.rng.uniform(1, 100) <= 60 {
-            Customer::LastName(last_name(self.rng.last_name_number(self.constants.c_last)))
+            Customer::LastName(last_name(self.rng.last_name_number(self.constants.c_last, self.scale.names())))
         } else {
-            Customer::Id(self.rng.nurand(1023, self.constants.c_id, 1, CUSTOMERS))
+            Customer::Id(self.rng.nurand(1023, self.constants.c_id, 1, self.scale.customers))
         }
     }
 
     /// New-Order's inputs: 1% roll back on an unused item number, 1% of lines are remote.
     pub fn new_order_input(&mut self) -> NewOrderInput {
         let d_id = self.rng.uniform(1, DISTRICTS);
-        let c_id = self.rng.nurand(1023, self.constants.c_id, 1, CUSTOMERS);
+        let c_id = self.rng.nurand(1023, self.constants.c_id, 1, self.scale.customers);
         let count = self.rng.uniform(5, 15);
         let rollback = self.rng.uniform(1, 100) == 1;
         let mut lines: Vec<(i64, i64, i64)> = (0..count)
             .map(|n| {
                 let item = if rollback && n == count - 1 {
-                    ITEMS + 1
+                    self.scale.items + 1
                 } else {
-                    self.rng.nurand(8191, self.constants.ol_i_id, 1, ITEMS)
+                    self.rng.nurand(8191, self.constants.ol_i_id, 1, self.scale.items)
                 };
                 let supply = if self.rng.uniform(1, 100) == 1 { self.remote_warehouse() } else { self.w_id };
                 (item, supply, self.rng.uniform(1, 10))
@@ -388,7 +390,15 @@ impl Terminal {
                 };
                 session.execute(
                     "SELECT tpcc_payment($1, $2, $3, $4, $5, $6, $7)",
-                    &[int(w_id), int(d_id), int(c_w_id), int(c_d_id), int(c_id), text(c_last), text(amount.to_string())],
+                    &[
+                        int(w_id),
+                        int(d_id),
+                        int(c_w_id),
+                        int(c_d_id),
+                        int(c_id),
+                        text(c_last),
+                        text(amount.to_string()),
+                    ],
                 )?;
                 Ok(Outcome::Committed)
             }
@@ -418,7 +428,15 @@ impl Terminal {
                 s.execute(
                     "INSERT INTO history (h_c_id, h_c_d_id, h_c_w_id, h_d_id, h_w_id, h_date, h_amount, h_data) \
                      VALUES ($1, $2, $3, $4, $5, now(), $6, $7)",
-                    &[int(c_id), int(c_d_id), int(c_w_id), int(d_id), int(w_id), text(amount.to_string()), text(h_data)],
+                    &[
+                        int(c_id),
+                        int(c_d_id),
+                        int(c_w_id),
+                        int(d_id),
+                        int(w_id),
+                        text(amount.to_string()),
+                        text(h_data),
+                    ],
                 )?;
                 Ok(Outcome::Committed)
             }),
@@ -514,8 +532,10 @@ impl Terminal {
                 Ok(Outcome::Committed)
             }
             Mode::Interactive => Self::interactive(session, |s| {
-                let district =
-                    s.execute("SELECT d_next_o_id FROM district WHERE d_w_id = $1 AND d_id = $2", &[int(w_id), int(d_id)])?;
+                let district = s.execute(
+                    "SELECT d_next_o_id FROM district WHERE d_w_id = $1 AND d_id = $2",
+                    &[int(w_id), int(d_id)],
+                )?;
                 let next = first_int(&district)?;
                 s.execute(
                     "SELECT count(DISTINCT s_i_id) FROM order_line, stock \
@@ -576,8 +596,11 @@ mod tests {
             let input = t.new_order_input();
             assert!((5..=15).contains(&input.lines.len()));
             assert!(input.lines.windows(2).all(|w| w[0] <= w[1]), "sorted by item");
-            rollbacks += usize::from(input.lines.iter().any(|l| l.0 > ITEMS));
-            assert!(input.lines[..input.lines.len() - 1].iter().all(|l| l.0 <= ITEMS), "only the last is unused");
+            rollbacks += usize::from(input.lines.iter().any(|l| l.0 > Scale::TPCC.items));
+            assert!(
+                input.lines[..input.lines.len() - 1].iter().all(|l| l.0 <= Scale::TPCC.items),
+                "only the last is unused"
+            );
             lines += input.lines.len();
             remote += input.lines.iter().filter(|l| l.1 != 2).count();
             assert!(input.lines.iter().all(|l| (1..=5).contains(&l.1) && (1..=10).contains(&l.2)));

@@ -1,0 +1,133 @@
+//! The kit end to end against a real three-replica Barista on this machine: `load` through
+//! `barista://`, `check --after-load` on every replica's own PostgreSQL, `run` in procedures mode
+//! and briefly in interactive mode, then `check` again: the consistency conditions hold on every
+//! replica and the three databases are identical.
+//!
+//! The load is a divided test database (`--test-divisor 10`: 10,000 items, 300 customers per
+//! district, one warehouse), not TPC-C's full warehouse: a debug-build Barista applies about
+//! 150 KB of SQL per second here, and one full warehouse is about 90 MB (over six minutes). The
+//! measured interval is 10 s instead of the minute, without warm-up: the test checks that
+//! the kit and Barista work together and stay consistent; benchmarks measure (README).
+//!
+//! PostgreSQL and ZooKeeper must be installed (`scripts/setup.sh`); the `barista` binary is built
+//! first if the target directory has none.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use barista_server::local_cluster::{LocalCluster, Options, REPLICAS};
+
+/// The `barista` binary of this build (`target/debug/barista`), built if missing.
+fn barista_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/debug/deps/cluster-HASH -> target/debug
+    let dir = exe.parent().and_then(|d| d.parent()).expect("a target directory").to_path_buf();
+    let binary = dir.join("barista");
+    if !binary.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "barista-server", "--bin", "barista"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building the barista binary failed");
+    }
+    assert!(binary.is_file(), "no barista binary at {}", binary.display());
+    binary
+}
+
+/// Runs `barista-tpcc ARGS`; panics with its output if it fails. Returns its stdout.
+fn tpcc<S: AsRef<str>>(args: &[S]) -> String {
+    let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_barista-tpcc")).args(&args).output().expect("running barista-tpcc");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("$ barista-tpcc {} ({:.1} s)\n{stdout}{stderr}", args.join(" "), started.elapsed().as_secs_f64());
+    assert!(out.status.success(), "barista-tpcc {} failed:\n{stdout}\n{stderr}", args.join(" "));
+    stdout
+}
+
+#[test]
+fn load_run_and_check_through_three_replicas() {
+    let started = Instant::now();
+    let dir = std::env::temp_dir().join(format!("barista-tpcc-test-{}", std::process::id()));
+    let mut opts = Options::new(&dir, barista_binary());
+    opts.zookeeper_root = "/barista-tpcc-test".into();
+    let timers = ["--election-timeout-ms", "300", "--request-timeout-ms", "60000"];
+    opts.extra_args = vec![timers.iter().map(|s| s.to_string()).collect(); REPLICAS];
+    opts.fsync = false;
+    opts.remove_dir = true;
+    let cluster =
+        LocalCluster::start(opts).unwrap_or_else(|e| panic!("starting the cluster (run scripts/setup.sh?): {e}"));
+    let barista =
+        format!("barista://{}", cluster.replicas.iter().map(|r| r.client.as_str()).collect::<Vec<_>>().join(","));
+    let replicas: Vec<String> =
+        cluster.replicas.iter().map(|r| format!("postgres://postgres@127.0.0.1:{}/postgres", r.pg_port)).collect();
+    // check reads every replica's own PostgreSQL once all have applied the whole log.
+    let run_check = |after_load: bool| {
+        cluster.wait_applied(Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+        let mut args = vec!["check".to_string()];
+        for url in &replicas {
+            args.extend(["--target".to_string(), url.clone()]);
+        }
+        if after_load {
+            args.push("--after-load".into());
+        }
+        let out = tpcc(&args);
+        assert!(out.contains("all 3 databases hold identical data"), "{out}");
+        assert!(out.contains("check passed"), "{out}");
+    };
+    println!("cluster up after {:.1} s", started.elapsed().as_secs_f64());
+
+    tpcc(&["load", "--target", &barista, "--warehouses", "1", "--test-divisor", "10", "--seed", "42", "--quiet"]);
+    run_check(true);
+
+    let report = dir.join("procedures.json");
+    let report_arg = report.to_string_lossy().into_owned();
+    tpcc(&[
+        "run",
+        "--target",
+        &barista,
+        "--terminals",
+        "4",
+        "--warmup",
+        "0",
+        "--duration",
+        "10",
+        "--mode",
+        "procedures",
+        "--seed",
+        "7",
+        "--quiet",
+        "--report",
+        &report_arg,
+    ]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the JSON report")).expect("valid JSON");
+    assert!(json["tpmc"].as_f64().unwrap_or(0.0) > 0.0, "{json}");
+    assert_eq!(json["errors"].as_u64(), Some(0), "{json}");
+    assert_eq!(json["transactions"][0]["name"].as_str(), Some("New-Order"));
+    let svg = std::fs::read_to_string(report.with_extension("svg")).expect("the chart");
+    assert!(svg.starts_with("<svg"));
+
+    tpcc(&[
+        "run",
+        "--target",
+        &barista,
+        "--terminals",
+        "2",
+        "--warmup",
+        "0",
+        "--duration",
+        "5",
+        "--mode",
+        "interactive",
+        "--seed",
+        "8",
+        "--quiet",
+    ]);
+    run_check(false);
+    println!("whole test took {:.1} s", started.elapsed().as_secs_f64());
+}
