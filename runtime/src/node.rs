@@ -216,7 +216,15 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         let executor = Executor::open(backend).await?;
         let state = store.load().await?;
         let replica = Replica::recover(cfg.core.clone(), state, executor.applied())?;
-        info!(node = cfg.core.id, applied = executor.applied(), "node recovered");
+        if replica.status().rejoining {
+            warn!(
+                node = cfg.core.id,
+                applied = executor.applied(),
+                "acceptor state lost (empty store, AP > 0): rejoining, not voting until every peer is fenced"
+            );
+        } else {
+            info!(node = cfg.core.id, applied = executor.applied(), "node recovered");
+        }
         let (requests_tx, requests) = mpsc::channel(cfg.request_queue);
         let initial =
             NodeStatus { core: replica.status(), applied: executor.applied(), health: Health::Healthy, open_txn: None };
