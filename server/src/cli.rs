@@ -115,6 +115,24 @@ pub struct ServeArgs {
     #[arg(long, env = "BARISTA_RETAIN_SLOTS", value_name = "N", default_value_t = defaults::RETAIN_SLOTS)]
     pub retain_slots: u64,
 
+    /// Address of the PostgreSQL wire protocol front end (psql, pgbench and PostgreSQL drivers
+    /// connect here) [default: off].
+    #[arg(long, env = "BARISTA_PG_LISTEN", value_name = "ADDR")]
+    pub pg_listen: Option<String>,
+    /// How PostgreSQL-protocol clients authenticate: `trust` (anyone who reaches `pg_listen`) or
+    /// `scram-sha-256` (the password in `pg_password` or `pg_password_file`) [default: trust].
+    #[arg(long, env = "BARISTA_PG_AUTH", value_name = "METHOD")]
+    pub pg_auth: Option<String>,
+    /// The only user name PostgreSQL-protocol clients may log in as [default: any].
+    #[arg(long, env = "BARISTA_PG_USER", value_name = "NAME")]
+    pub pg_user: Option<String>,
+    /// The password for `pg_auth = scram-sha-256`.
+    #[arg(long, env = "BARISTA_PG_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    pub pg_password: Option<String>,
+    /// A file holding the password for `pg_auth = scram-sha-256` (its first line).
+    #[arg(long, env = "BARISTA_PG_PASSWORD_FILE", value_name = "FILE")]
+    pub pg_password_file: Option<PathBuf>,
+
     /// Longest SQL statement accepted, in bytes.
     #[arg(long, env = "BARISTA_MAX_STATEMENT_BYTES", value_name = "BYTES",
           default_value_t = defaults::MAX_STATEMENT_BYTES)]
@@ -126,8 +144,9 @@ pub struct ServeArgs {
     #[arg(long, env = "BARISTA_MAX_MESSAGE_BYTES", value_name = "BYTES",
           default_value_t = defaults::MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
-    /// Thrift worker threads: one per client connection; a connection beyond them is answered
-    /// with an "overloaded" error and closed.
+    /// Client connections served at once by each front end: Thrift worker threads (one per
+    /// connection) and PostgreSQL-protocol connections. A connection beyond them is refused with
+    /// an "overloaded" error (SQLSTATE 53300 on the PostgreSQL port) and closed.
     #[arg(long, env = "BARISTA_WORKERS", value_name = "N", default_value_t = defaults::WORKERS)]
     pub workers: usize,
 

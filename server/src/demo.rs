@@ -319,6 +319,8 @@ fn connection_details(cluster: &LocalCluster) {
     println!("Thrift client API (any replica; barista-client and the samples in clients/ take the list):");
     println!("  {}", clients.join(","));
     println!("  e.g. /usr/bin/python3 clients/python/sample.py {}", clients.join(","));
+    println!("A SQL prompt through Barista (any replica; psql, pgbench and PostgreSQL drivers connect alike):");
+    println!("  {}", cluster.barista_psql_command(0));
     println!(
         "A SQL prompt on each replica's own PostgreSQL (read it; write through Barista, or the replicas diverge):"
     );

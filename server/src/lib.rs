@@ -5,6 +5,7 @@
 //! - [`serve`]: one replica assembled and run: ZooKeeper store, PostgreSQL backend, node loop,
 //!   TCP peers, the Thrift API and the admin endpoint.
 //! - [`api`]: the Thrift client API (generated code, handler, conversions, bounded server).
+//! - [`pgwire`]: the PostgreSQL wire protocol front end (psql, pgbench, PostgreSQL drivers).
 //! - [`admin`]: `/metrics` (Prometheus text format) and `/status` (JSON), and `barista status`.
 //! - [`local_cluster`]: a whole cluster on this machine (ZooKeeper, PostgreSQL, `barista serve`
 //!   processes), for `barista demo` and the integration tests.
@@ -21,4 +22,5 @@ pub mod config;
 pub mod demo;
 pub mod local_cluster;
 pub mod logging;
+pub mod pgwire;
 pub mod serve;

@@ -178,6 +178,8 @@ pub struct Replica {
     pub admin: String,
     /// Peer address (`host:port`).
     pub peer: String,
+    /// Barista's PostgreSQL-protocol front end (`host:port`): psql and drivers connect here.
+    pub pg_listen: String,
     /// Its `barista serve` log.
     pub log: PathBuf,
 }
@@ -357,14 +359,15 @@ impl LocalCluster {
             .map_err(Error::io(format!("chmod {}", dir.display())))?;
         let watcher = spawn_watcher(&opts.scripts, &dir, opts.remove_dir)?;
 
-        let ports: Vec<u16> = script(&opts.scripts, "free-port.sh", &[&(1 + 4 * REPLICAS).to_string()])?
+        const KINDS: usize = 5;
+        let ports: Vec<u16> = script(&opts.scripts, "free-port.sh", &[&(1 + KINDS * REPLICAS).to_string()])?
             .lines()
             .filter_map(|p| p.trim().parse().ok())
             .collect();
-        if ports.len() != 1 + 4 * REPLICAS {
+        if ports.len() != 1 + KINDS * REPLICAS {
             return Err(Error::Script {
                 script: "free-port.sh".into(),
-                args: (1 + 4 * REPLICAS).to_string(),
+                args: (1 + KINDS * REPLICAS).to_string(),
                 detail: format!("printed {} ports", ports.len()),
             });
         }
@@ -376,6 +379,7 @@ impl LocalCluster {
                 client: format!("127.0.0.1:{}", port(1, i)),
                 admin: format!("127.0.0.1:{}", port(2, i)),
                 peer: format!("127.0.0.1:{}", port(3, i)),
+                pg_listen: format!("127.0.0.1:{}", port(4, i)),
                 log: dir.join(format!("barista{i}.log")),
             })
             .collect();
@@ -449,6 +453,8 @@ impl LocalCluster {
             r.client.clone(),
             "--admin-listen".into(),
             r.admin.clone(),
+            "--pg-listen".into(),
+            r.pg_listen.clone(),
             "--postgres".into(),
             format!("host=127.0.0.1 port={} user=postgres dbname=postgres", r.pg_port),
             "--zookeeper".into(),
@@ -630,6 +636,13 @@ impl LocalCluster {
     /// The `psql` command that opens a SQL prompt on replica `i`'s PostgreSQL.
     pub fn psql_command(&self, i: usize) -> String {
         format!("psql -h 127.0.0.1 -p {} -U postgres", self.replicas[i].pg_port)
+    }
+
+    /// The `psql` command that opens a SQL prompt through Barista, on replica `i`'s
+    /// PostgreSQL-protocol port (with the default `pg_auth = trust`).
+    pub fn barista_psql_command(&self, i: usize) -> String {
+        let (host, port) = self.replicas[i].pg_listen.rsplit_once(':').unwrap_or(("127.0.0.1", ""));
+        format!("psql -h {host} -p {port} -U postgres")
     }
 
     fn psql(&self, port: u16, sql: &str) -> Result<String, Error> {

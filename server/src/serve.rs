@@ -25,6 +25,7 @@ use crate::admin::{AdminState, Metrics};
 use crate::api::Frontend;
 use crate::api::server::{self as thrift_server, ServerConfig};
 use crate::config::ServeConfig;
+use crate::pgwire::PgFrontend;
 
 /// Wait between attempts to recover while ZooKeeper or PostgreSQL is unreachable.
 const START_RETRY: Duration = Duration::from_secs(1);
@@ -63,6 +64,17 @@ async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         starting: Mutex::new(None),
         metrics: metrics.clone(),
     });
+    let pg = match &cfg.pg {
+        Some(pg) => {
+            let listener =
+                TcpListener::bind(pg.listen).await.with_context(|| format!("binding pg_listen {}", pg.listen))?;
+            let frontend = PgFrontend::new(pg.clone(), &cfg.postgres, cfg.limits, cfg.workers, metrics.clone())
+                .context("the PostgreSQL front end")?;
+            tokio::spawn(frontend.clone().serve(listener));
+            Some(frontend)
+        }
+        None => None,
+    };
     tokio::spawn(crate::admin::http::serve(admin_listener, admin.clone()));
     let frontend = Frontend::new(tokio::runtime::Handle::current(), cfg.limits, metrics.clone());
     thrift_server::spawn(
@@ -84,7 +96,11 @@ async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let mut node_task = tokio::spawn(node.run(transport));
     let _ = admin.node.set(handle.clone());
     let service_cfg = ServiceConfig { request_timeout: cfg.request_timeout, ..ServiceConfig::default() };
-    frontend.set_service(Arc::new(Service::new(handle, SystemClock, service_cfg, os_random())));
+    let service = Arc::new(Service::new(handle, SystemClock, service_cfg, os_random()));
+    frontend.set_service(service.clone());
+    if let Some(pg) = &pg {
+        pg.set_service(service).await;
+    }
     info!(node = cfg.node_id, "serving clients");
 
     tokio::select! {

@@ -117,6 +117,39 @@ pub struct Limits {
     pub max_message_bytes: usize,
 }
 
+/// How PostgreSQL-protocol clients authenticate.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PgAuth {
+    /// Every client that reaches the port.
+    Trust,
+    /// SCRAM-SHA-256 with this password.
+    ScramSha256 {
+        /// The password.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for PgAuth {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PgAuth::Trust => write!(f, "Trust"),
+            PgAuth::ScramSha256 { .. } => write!(f, "ScramSha256"),
+        }
+    }
+}
+
+/// The PostgreSQL wire protocol front end's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PgConfig {
+    /// Where to accept PostgreSQL-protocol clients.
+    pub listen: SocketAddr,
+    /// How they authenticate.
+    pub auth: PgAuth,
+    /// The one user name accepted, if restricted.
+    pub user: Option<String>,
+}
+
 /// A validated configuration of one replica.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -156,6 +189,8 @@ pub struct ServeConfig {
     pub window: usize,
     /// Log retention while a peer lags (0: until every replica applied a slot).
     pub retain_slots: u64,
+    /// The PostgreSQL wire protocol front end, if on.
+    pub pg: Option<PgConfig>,
     /// Request limits.
     pub limits: Limits,
     /// Thrift worker threads.
@@ -185,6 +220,11 @@ pub(crate) struct Merged {
     pub batch_max: usize,
     pub window: usize,
     pub retain_slots: u64,
+    pub pg_listen: Option<String>,
+    pub pg_auth: Option<String>,
+    pub pg_user: Option<String>,
+    pub pg_password: Option<String>,
+    pub pg_password_file: Option<PathBuf>,
     pub max_statement_bytes: usize,
     pub max_batch_len: usize,
     pub max_message_bytes: usize,
@@ -234,6 +274,11 @@ pub(crate) fn merge(args: ServeArgs, matches: &ArgMatches, file: FileConfig) -> 
         batch_max: layered!(batch_max),
         window: layered!(window),
         retain_slots: layered!(retain_slots),
+        pg_listen: optional!(pg_listen),
+        pg_auth: optional!(pg_auth),
+        pg_user: optional!(pg_user),
+        pg_password: optional!(pg_password),
+        pg_password_file: optional!(pg_password_file),
         max_statement_bytes: layered!(max_statement_bytes),
         max_batch_len: layered!(max_batch_len),
         max_message_bytes: layered!(max_message_bytes),

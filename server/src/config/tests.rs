@@ -90,3 +90,26 @@ fn the_example_file_is_valid() {
     assert!(file.node_id.is_some() && file.peers.is_some());
     load(text, &[]).expect("the example validates");
 }
+
+#[test]
+fn the_postgresql_front_end_is_off_unless_listening_and_refuses_other_methods() {
+    assert!(load(FILE, &[]).expect("valid").pg.is_none());
+    let listen = ["--pg-listen", "127.0.0.1:5433"];
+    let pg = load(FILE, &listen).expect("trust").pg.expect("on");
+    assert_eq!((pg.auth, pg.user), (PgAuth::Trust, None));
+    let scram = [&listen[..], &["--pg-auth", "scram-sha-256", "--pg-password", "pw", "--pg-user", "app"]].concat();
+    let pg = load(FILE, &scram).expect("scram").pg.expect("on");
+    assert_eq!(pg.auth, PgAuth::ScramSha256 { password: "pw".into() });
+    assert_eq!(format!("{:?}", pg.auth), "ScramSha256", "the password is never printed");
+    let file = format!("{FILE}\npg_listen = \"127.0.0.1:5433\"\npg_auth = \"md5\"\n");
+    let err = message(load(&file, &[]));
+    assert!(err.starts_with("`pg_auth`: `md5` is not supported: use `trust` or `scram-sha-256`"), "{err}");
+    let err = message(load(FILE, &["--pg-auth", "trust"]));
+    assert!(err.starts_with("`pg_auth`: is set, but the PostgreSQL protocol is off"), "{err}");
+    let err = message(load(FILE, &[&listen[..], &["--pg-auth", "scram-sha-256"]].concat()));
+    assert!(err.contains("scram-sha-256 needs a password"), "{err}");
+    let err = message(load(FILE, &[&listen[..], &["--pg-password", "pw"]].concat()));
+    assert!(err.starts_with("`pg_password`: is set, but `pg_auth` is trust"), "{err}");
+    let err = message(load(FILE, &["--pg-listen", defaults::CLIENT_LISTEN]));
+    assert!(err.contains("is also `pg_listen`"), "{err}");
+}

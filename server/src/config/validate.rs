@@ -10,7 +10,7 @@ use barista_core::{NODES_MAX, Protocol};
 use barista_runtime::postgres::PgBackend;
 use barista_runtime::zookeeper::{ZkConfig, ZkStore};
 
-use super::{ConfigError, Limits, Merged, ServeConfig};
+use super::{ConfigError, Limits, Merged, PgAuth, PgConfig, ServeConfig};
 use crate::cli::ProtocolArg;
 
 /// Resolves `host:port` to one socket address (the first the resolver gives).
@@ -31,6 +31,7 @@ fn ticks(ms: u64, tick_ms: u64) -> u64 {
 }
 
 pub(super) fn validate(m: Merged) -> Result<ServeConfig, ConfigError> {
+    let pg = pg_config(&m)?;
     let node_id = m.node_id.ok_or_else(|| ConfigError::missing("node_id"))?;
     let peer_names = m.peers.ok_or_else(|| ConfigError::missing("peers"))?;
     if peer_names.is_empty() || peer_names.len() > NODES_MAX as usize {
@@ -60,7 +61,9 @@ pub(super) fn validate(m: Merged) -> Result<ServeConfig, ConfigError> {
     };
     let client_listen = resolve("client_listen", &m.client_listen)?;
     let admin_listen = resolve("admin_listen", &m.admin_listen)?;
-    let listens = [("peer_listen", peer_listen), ("client_listen", client_listen), ("admin_listen", admin_listen)];
+    let mut listens =
+        vec![("peer_listen", peer_listen), ("client_listen", client_listen), ("admin_listen", admin_listen)];
+    listens.extend(pg.as_ref().map(|pg| ("pg_listen", pg.listen)));
     for (i, (a, addr_a)) in listens.iter().enumerate() {
         if let Some((b, _)) = listens[i + 1..].iter().find(|(_, addr_b)| addr_b == addr_a && addr_a.port() != 0) {
             return Err(ConfigError::invalid(a, format!("{addr_a} is also `{b}`; each needs its own port")));
@@ -144,6 +147,7 @@ pub(super) fn validate(m: Merged) -> Result<ServeConfig, ConfigError> {
         batch_max: m.batch_max,
         window: m.window,
         retain_slots: m.retain_slots,
+        pg,
         limits: Limits {
             max_statement_bytes: m.max_statement_bytes,
             max_batch_len: m.max_batch_len,
@@ -152,4 +156,68 @@ pub(super) fn validate(m: Merged) -> Result<ServeConfig, ConfigError> {
         workers: m.workers,
         log_level: m.log_level,
     })
+}
+
+/// The PostgreSQL front end's settings: off without `pg_listen` (and then no other `pg_` key may
+/// be set: it would be silently ignored), else an address and an authentication method Barista
+/// supports, with exactly one password source for SCRAM.
+fn pg_config(m: &Merged) -> Result<Option<PgConfig>, ConfigError> {
+    let Some(listen) = &m.pg_listen else {
+        let set = [
+            ("pg_auth", m.pg_auth.is_some()),
+            ("pg_user", m.pg_user.is_some()),
+            ("pg_password", m.pg_password.is_some()),
+            ("pg_password_file", m.pg_password_file.is_some()),
+        ];
+        if let Some((key, _)) = set.iter().find(|(_, set)| *set) {
+            return Err(ConfigError::invalid(
+                key,
+                "is set, but the PostgreSQL protocol is off: set `pg_listen` to the address to serve it on",
+            ));
+        }
+        return Ok(None);
+    };
+    let listen = resolve("pg_listen", listen)?;
+    if m.pg_user.as_deref() == Some("") {
+        return Err(ConfigError::invalid("pg_user", "is empty; leave it unset to accept any user name"));
+    }
+    let password = match (&m.pg_password, &m.pg_password_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid("pg_password", "set it or `pg_password_file`, not both"));
+        }
+        (Some(password), None) => Some(password.clone()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::invalid("pg_password_file", format!("cannot read {}: {e}", path.display()))
+            })?;
+            Some(text.lines().next().unwrap_or_default().to_owned())
+        }
+        (None, None) => None,
+    };
+    let auth = match (m.pg_auth.as_deref().unwrap_or("trust"), password) {
+        ("trust", None) => PgAuth::Trust,
+        ("trust", Some(_)) => {
+            return Err(ConfigError::invalid(
+                "pg_password",
+                "is set, but `pg_auth` is trust, which asks for no password: set `pg_auth = \"scram-sha-256\"`",
+            ));
+        }
+        ("scram-sha-256", Some(password)) if !password.is_empty() => PgAuth::ScramSha256 { password },
+        ("scram-sha-256", _) => {
+            return Err(ConfigError::invalid(
+                "pg_auth",
+                "scram-sha-256 needs a password: set `pg_password` or `pg_password_file`",
+            ));
+        }
+        (other, _) => {
+            return Err(ConfigError::invalid(
+                "pg_auth",
+                format!(
+                    "`{other}` is not supported: use `trust` or `scram-sha-256` (md5 and cleartext `password` \
+                     authentication are refused: SCRAM never sends the password or a replayable hash of it)"
+                ),
+            ));
+        }
+    };
+    Ok(Some(PgConfig { listen, auth, user: m.pg_user.clone() }))
 }
