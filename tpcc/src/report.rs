@@ -11,6 +11,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::load::Scale;
 use crate::txn::Kind;
 
 /// Latencies are recorded in microseconds, up to an hour, at 3 significant digits.
@@ -167,6 +168,10 @@ pub struct Report {
     pub mode: String,
     /// Warehouses used.
     pub warehouses: i64,
+    /// Items in the database (100,000 in TPC-C; fewer in a divided test database).
+    pub items: i64,
+    /// Customers per district (3,000 in TPC-C).
+    pub customers_per_district: i64,
     /// Terminals.
     pub terminals: usize,
     /// Keying and think times on.
@@ -230,6 +235,8 @@ impl Report {
             label: header.label,
             mode: header.mode,
             warehouses: header.warehouses,
+            items: header.scale.items,
+            customers_per_district: header.scale.customers,
             terminals: header.terminals,
             keying_think: header.keying_think,
             warmup_s: header.warmup.as_secs_f64(),
@@ -258,6 +265,13 @@ impl Report {
             self.warmup_s,
             if self.keying_think { ", keying and think times" } else { "" }
         );
+        if !(Scale { items: self.items, customers: self.customers_per_district }).is_tpcc() {
+            let _ = writeln!(
+                out,
+                "test database, not TPC-C's cardinalities: {} items, {} customers per district",
+                self.items, self.customers_per_district
+            );
+        }
         let _ = writeln!(
             out,
             "tpmC {:.1}   all transactions {:.1}/min   errors {}",
@@ -316,6 +330,8 @@ pub struct ReportHeader {
     pub mode: String,
     /// Warehouses.
     pub warehouses: i64,
+    /// Items and customers per district.
+    pub scale: Scale,
     /// Terminals.
     pub terminals: usize,
     /// Keying and think times.
@@ -522,6 +538,7 @@ mod tests {
             label: String::new(),
             mode: "procedures".into(),
             warehouses: 1,
+            scale: Scale::TPCC,
             terminals: 2,
             keying_think: false,
             warmup: Duration::from_secs(5),

@@ -247,6 +247,7 @@ pub fn run(target: &Target, opts: &RunOptions) -> anyhow::Result<Report> {
             label: opts.label.clone(),
             mode: mode.into(),
             warehouses,
+            scale,
             terminals: opts.terminals,
             keying_think: opts.keying_think,
             warmup: opts.warmup,

@@ -81,6 +81,17 @@ pub(crate) async fn create<S: SqlSession>(session: &mut S) -> Result<(), Backend
     Ok(())
 }
 
+/// Whether Barista's tables are in this database (it served as a replica before), creating
+/// nothing.
+pub(crate) async fn exists<S: SqlSession>(session: &mut S) -> Result<bool, BackendFault> {
+    let sql = READ_AP.replace("{schema}", S::BOOKKEEPING_SCHEMA);
+    match session.execute(&sql, &[]).await? {
+        Ok(_) => Ok(true),
+        Err(e) if e.sqlstate == "42P01" => Ok(false), // undefined_table
+        Err(e) => Err(BackendFault(format!("bookkeeping `{sql}`: {e}"))),
+    }
+}
+
 /// AP and how many commands of slot AP + 1 are applied.
 pub(crate) async fn read_ap<S: SqlSession>(session: &mut S) -> Result<(Slot, usize), BackendFault> {
     let rs = run(session, READ_AP, &[]).await?;
