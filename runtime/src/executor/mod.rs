@@ -115,6 +115,14 @@ impl<B: SqlBackend> Executor<B> {
         Ok(executor)
     }
 
+    /// Whether `backend`'s database holds Barista's bookkeeping already, i.e. it served as this
+    /// replica before; creates nothing (see `Node::start`, which tells a brand-new replica from
+    /// one that lost its acceptor state by it).
+    pub async fn ran_before(backend: &B) -> Result<bool, BackendFault> {
+        let mut book = backend.connect().await?;
+        bookkeeping::exists(&mut book).await
+    }
+
     /// Drops every connection (the database aborts their open transactions) and reloads AP and
     /// the session records: the state the database committed. Feed slots again from
     /// [`Executor::applied`] + 1.
