@@ -17,15 +17,19 @@ pub(crate) struct Learner {
     pub(crate) requested: Option<u64>,
     /// Peer to ask next when there is no leader to ask.
     pub(crate) cursor: NodeId,
-    /// A peer's log starts above our next slot: the log cannot bring us back.
+    /// Every peer's log starts above our next slot: the log cannot bring us back.
     pub(crate) needs_reseed: bool,
+    /// Peers whose log starts above our next slot (bits), since our last progress. One such peer
+    /// is not enough to give up: it may have purged with a short retention, or lost its store
+    /// and rejoined, while another still holds the slots.
+    pub(crate) beyond: u64,
     /// Paxos mode: tick of the last poll of a peer's decided prefix.
     pub(crate) polled: u64,
 }
 
 impl Learner {
     pub(crate) fn new(decided_upto: Slot) -> Learner {
-        Learner { target: decided_upto, requested: None, cursor: 0, needs_reseed: false, polled: 0 }
+        Learner { target: decided_upto, requested: None, cursor: 0, needs_reseed: false, beyond: 0, polled: 0 }
     }
 
     pub(crate) fn note_decided_elsewhere(&mut self, slot: Slot) {
@@ -80,7 +84,11 @@ impl Replica {
         self.learner.note_decided_elsewhere(decided_upto);
         let next = self.decided_upto + 1;
         if floor > next && !entries.iter().any(|(slot, _)| *slot == next) {
-            self.learner.needs_reseed = true;
+            self.learner.beyond |= Replica::bit(from);
+            let all = self.peers().fold(0, |bits, peer| bits | Replica::bit(peer));
+            self.learner.needs_reseed = self.learner.beyond & all == all;
+            // Ask another peer now rather than after the retry timeout.
+            self.learner.requested = None;
         }
         let before = self.decided_upto;
         for (slot, value) in entries {
@@ -88,6 +96,7 @@ impl Replica {
             self.decide(slot, &value);
         }
         if self.decided_upto > before {
+            self.learner.beyond = 0;
             // Progress: ask for the next chunk right away, so catch-up runs at network speed.
             // Without progress the retry timer paces the requests.
             self.learner.requested = None;
@@ -125,10 +134,17 @@ impl Replica {
         self.send(peer, Message::LearnRequest { slot: self.decided_upto + 1 });
     }
 
-    /// The next peer in round-robin order, so one dead peer cannot stall learning.
+    /// The next peer in round-robin order, so one dead peer cannot stall learning; a peer whose
+    /// log starts above what we need is skipped while another may still have it.
     fn learner_next_peer(&mut self) -> NodeId {
         let n = self.cfg.nodes;
         let mut peer = self.learner.cursor % n;
+        for _ in 0..n {
+            if peer != self.cfg.id && self.learner.beyond & Replica::bit(peer) == 0 {
+                break;
+            }
+            peer = (peer + 1) % n;
+        }
         if peer == self.cfg.id {
             peer = (peer + 1) % n;
         }
@@ -141,7 +157,8 @@ impl Replica {
         if self.decided_upto >= self.learner.target || self.learner.requested.is_some() || self.cfg.nodes == 1 {
             return;
         }
-        let peer = match self.mp.leader.filter(|l| *l != self.cfg.id) {
+        let beyond = self.learner.beyond;
+        let peer = match self.mp.leader.filter(|l| *l != self.cfg.id && beyond & Replica::bit(*l) == 0) {
             Some(leader) => leader,
             None => self.learner_next_peer(),
         };

@@ -108,8 +108,8 @@ pub struct Status {
     pub retained: usize,
     /// Commands submitted here and not yet seen decided.
     pub pending: usize,
-    /// A peer answered a catch-up request with a log that starts above this replica's next slot:
-    /// it cannot catch up from the log and must be re-seeded.
+    /// Every peer answered a catch-up request with a log that starts above this replica's next
+    /// slot: it cannot catch up from the log and must be re-seeded.
     pub needs_reseed: bool,
     /// This replica lost its acceptor state and does not vote until it has rejoined (see
     /// [`Replica::recover`]). It stays so while any peer is unreachable.
@@ -169,12 +169,6 @@ impl Replica {
 
     /// A replica restarted from its persisted acceptor state and the last slot its executor
     /// applied (AP). Decided slots above `applied` are handed out again for applying.
-    ///
-    /// An empty state with `applied > 0` means the acceptor state was lost (a replica that
-    /// applied slots always keeps its last applied slot, see [`Replica::purge_floor`]): the
-    /// replica then rejoins before it votes again, so that it never contradicts a vote it gave
-    /// and forgot (see `rejoin.rs`). It learns and applies meanwhile, and reports
-    /// [`Status::rejoining`].
     pub fn recover(cfg: Config, state: AcceptorState, applied: Slot) -> Result<Replica, RecoverError> {
         cfg.validate()?;
         // The retained log must be decided without gaps from its first slot through `applied`:
@@ -202,8 +196,7 @@ impl Replica {
         done[cfg.id as usize] = applied;
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
         let mp = MultiPaxos::new(&cfg, &mut rng);
-        let lost = applied > 0 && state == AcceptorState::default();
-        let mut replica = Replica {
+        let replica = Replica {
             rng,
             now: 0,
             acceptor: Acceptor::new(state),
@@ -225,9 +218,22 @@ impl Replica {
             rejoin: None,
             cfg,
         };
-        if lost {
-            replica.rejoin_start();
-        }
+        replica.debug_check();
+        Ok(replica)
+    }
+
+    /// A replica that ran before and lost its acceptor state (its store was deleted or wiped)
+    /// but kept its database, which applied through `applied`. It may have promised ballots and
+    /// accepted values it no longer knows of, so it rejoins before it votes again (see
+    /// `rejoin.rs`): it learns and applies meanwhile, persists nothing until done, and reports
+    /// [`Status::rejoining`]. The caller tells a lost store from a brand-new one (the runtime by
+    /// a marker its first persist writes, against its database's own).
+    pub fn rejoin(cfg: Config, applied: Slot) -> Result<Replica, ConfigError> {
+        let mut replica = Replica::recover(cfg, AcceptorState::default(), applied).map_err(|e| match e {
+            RecoverError::Config(c) => c,
+            RecoverError::Gap { .. } => unreachable!("an empty log has no gap"),
+        })?;
+        replica.rejoin_start();
         replica.debug_check();
         Ok(replica)
     }
@@ -431,15 +437,13 @@ impl Replica {
 
     /// Where this replica's retained log starts: `Min()`, or, with [`Config::retain_slots`] set,
     /// no more than that many slots below its own applied slot even while a peer lags further.
-    /// Never above `applied`: only what this replica applied may be forgotten, and the last
-    /// applied slot stays, so that a store found empty with `applied > 0` can only mean lost
-    /// acceptor state (see [`Replica::recover`]).
+    /// Never above `applied + 1`: only what this replica applied may be forgotten.
     pub fn purge_floor(&self) -> Slot {
         let retained = match self.cfg.retain_slots {
             0 => 0,
             n => (self.applied + 1).saturating_sub(n),
         };
-        self.min().max(retained).min(self.applied.max(1))
+        self.min().max(retained)
     }
 
     /// Forgets slots every replica has applied (or that fell out of the retention window), in

@@ -13,7 +13,7 @@ use crate::acceptor::AcceptorState;
 use crate::ballot::{NodeId, Slot};
 use crate::config::{Config, Protocol};
 use crate::message::{Envelope, Message};
-use crate::ready::Ready;
+use crate::ready::{Persist, Ready};
 use crate::replica::{CommandId, ProposeError, Replica};
 use crate::value::Value;
 
@@ -24,6 +24,9 @@ pub struct Disk {
     pub acceptor: AcceptorState,
     /// The applied log (PostgreSQL in production); its length is AP.
     pub applied: Vec<(Slot, Value)>,
+    /// The acceptor state was deleted and nothing was persisted since: a restart must rejoin
+    /// (the runtime tells this by a marker the store's first persist writes).
+    pub lost: bool,
 }
 
 /// A cluster of replicas wired through a hand-scheduled network.
@@ -210,6 +213,7 @@ impl Cluster {
         let Ready { persist, messages, decided } = r.take_ready();
         let disk = &mut self.disks[node as usize];
         disk.acceptor.apply(&persist);
+        disk.lost &= persist == Persist::default();
         if self.checks {
             for (slot, paxo) in persist.slots.iter().filter(|(_, p)| p.decided) {
                 let value = paxo.v_a.clone().expect("decided slot has a value");
@@ -246,7 +250,8 @@ impl Cluster {
     /// log (its database): it restarts as a replica that lost its votes.
     pub fn lose_acceptor_state(&mut self, node: NodeId) {
         self.crash(node);
-        self.disks[node as usize].acceptor = AcceptorState::default();
+        let disk = &mut self.disks[node as usize];
+        (disk.acceptor, disk.lost) = (AcceptorState::default(), true);
         self.orphans.extend(self.network.iter().filter(|m| m.from == node).cloned());
     }
 
@@ -260,7 +265,11 @@ impl Cluster {
         cfg.seed = cfg.seed.wrapping_add(self.restarts);
         let disk = &self.disks[node as usize];
         let ap = disk.applied.last().map_or(0, |(s, _)| *s);
-        let replica = Replica::recover(cfg, disk.acceptor.clone(), ap).expect("recover from own disk");
+        let replica = if disk.lost {
+            Replica::rejoin(cfg, ap).expect("rejoin")
+        } else {
+            Replica::recover(cfg, disk.acceptor.clone(), ap).expect("recover from own disk")
+        };
         self.replicas[node as usize] = Some(replica);
         self.process(node);
     }

@@ -165,11 +165,9 @@ impl Run {
         }
     }
 
-    /// True if `node` has no acceptor state (lost, not yet rejoined) though it applied slots.
+    /// True if `node` lost its acceptor state and has not rejoined yet.
     fn is_lost(&self, node: NodeId) -> bool {
-        let up_rejoining = self.cluster.replicas[node as usize].as_ref().is_some_and(|r| r.status().rejoining);
-        let disk = &self.cluster.disks[node as usize];
-        up_rejoining || (disk.acceptor == Default::default() && !disk.applied.is_empty())
+        self.cluster.disks[node as usize].lost
     }
 
     fn apply(&mut self, action: &Action) {

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use barista_core::{Config, ProposeError, Replica, RoleKind, Slot, Status};
+use barista_core::{Config, Persist, ProposeError, RecoverError, Replica, RoleKind, Slot, Status};
 use bytes::Bytes;
 use futures::FutureExt;
 use thiserror::Error;
@@ -213,18 +213,37 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         backend: B,
         clock: C,
     ) -> Result<(Node<S, B, C>, NodeHandle), StartError> {
-        let executor = Executor::open(backend).await?;
-        let state = store.load().await?;
-        let replica = Replica::recover(cfg.core.clone(), state, executor.applied())?;
-        if replica.status().rejoining {
-            warn!(
-                node = cfg.core.id,
-                applied = executor.applied(),
-                "acceptor state lost (empty store, AP > 0): rejoining, not voting until every peer is fenced"
-            );
-        } else {
-            info!(node = cfg.core.id, applied = executor.applied(), "node recovered");
+        // Which replica this is, told by two marks that are lost independently: the database's
+        // bookkeeping and the acceptor store's state. Neither: brand new (the store is marked
+        // first, so a crash before the bookkeeping exists leaves a replica that is still new,
+        // with an empty store). The store's: a restart. Only the database's: the acceptor state
+        // was deleted, and the replica may have voted in ways nobody remembers, so it rejoins.
+        let ran_before = Executor::ran_before(&backend).await?;
+        let stored = store.load().await?;
+        if stored.is_none() && !ran_before {
+            store.persist(&Persist::default()).await?;
         }
+        let executor = Executor::open(backend).await?;
+        let (node, applied) = (cfg.core.id, executor.applied());
+        let replica = match stored {
+            Some(state) => {
+                info!(node, applied, "node recovered");
+                Replica::recover(cfg.core.clone(), state, applied)?
+            }
+            None if ran_before => {
+                warn!(
+                    node,
+                    applied,
+                    "acceptor state lost (none in the store, but the database served as this replica): \
+                     rejoining, not voting until every peer is fenced"
+                );
+                Replica::rejoin(cfg.core.clone(), applied).map_err(RecoverError::Config)?
+            }
+            None => {
+                info!(node, "a new replica: no acceptor state and a new database");
+                Replica::new(cfg.core.clone()).map_err(RecoverError::Config)?
+            }
+        };
         let (requests_tx, requests) = mpsc::channel(cfg.request_queue);
         let initial =
             NodeStatus { core: replica.status(), applied: executor.applied(), health: Health::Healthy, open_txn: None };

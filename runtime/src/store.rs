@@ -27,12 +27,17 @@ pub struct StoreError(pub String);
 ///   its own is a state the acceptor may be in. A failed `persist` is retried whole;
 /// - apply `purge_below` after those writes (it may take several steps, and may be finished by a
 ///   later call: purging only removes slots every replica applied, so it is safe to repeat);
-/// - make `load` return exactly the state that the successful `persist` calls describe.
+/// - make `load` return exactly the state that the successful `persist` calls describe, and
+///   `None` before the first successful `persist` (even of an empty batch) and after the store's
+///   contents were deleted: the node tells a brand-new replica from one that lost its votes by
+///   this (see `Node::start`), so an empty state must never pass for no state, nor the reverse.
 pub trait AcceptorStore: Send + 'static {
-    /// Reads the whole persisted state (at start, before the node answers anyone).
-    fn load(&mut self) -> impl Future<Output = Result<AcceptorState, StoreError>> + Send;
+    /// Reads the whole persisted state (at start, before the node answers anyone); `None` if the
+    /// store holds no state of this replica at all.
+    fn load(&mut self) -> impl Future<Output = Result<Option<AcceptorState>, StoreError>> + Send;
 
-    /// Durably applies one batch.
+    /// Durably applies one batch. On a store that holds nothing, any batch (even an empty one)
+    /// makes it hold state.
     fn persist(&mut self, batch: &Persist) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
@@ -40,6 +45,8 @@ pub trait AcceptorStore: Send + 'static {
 #[derive(Debug, Default)]
 struct MemDisk {
     state: AcceptorState,
+    /// A persist landed since the store was created or wiped.
+    holds: bool,
     down: bool,
     /// How long a write takes (a ZooKeeper round trip, or a slow one).
     latency: std::time::Duration,
@@ -95,9 +102,10 @@ impl MemStore {
         self.lock().state.clone()
     }
 
-    /// Loses everything (a wiped disk).
+    /// Loses everything (a wiped disk, or deleted ZooKeeper nodes).
     pub fn wipe(&self) {
-        self.lock().state = AcceptorState::default();
+        let mut disk = self.lock();
+        (disk.state, disk.holds) = (AcceptorState::default(), false);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemDisk> {
@@ -134,15 +142,16 @@ impl MemStore {
             return Ok(false);
         }
         disk.state.apply(batch);
+        disk.holds = true;
         Ok(true)
     }
 }
 
 impl AcceptorStore for MemStore {
-    async fn load(&mut self) -> Result<AcceptorState, StoreError> {
+    async fn load(&mut self) -> Result<Option<AcceptorState>, StoreError> {
         let disk = self.lock();
         MemStore::check_up(&disk)?;
-        Ok(disk.state.clone())
+        Ok(disk.holds.then(|| disk.state.clone()))
     }
 
     async fn persist(&mut self, batch: &Persist) -> Result<(), StoreError> {
@@ -164,7 +173,10 @@ pub mod conformance {
     /// Runs every check; panics with the name of the first one that fails.
     pub async fn run_all<S: AcceptorStore>(mut fresh: impl FnMut() -> S, mut reopen: impl FnMut(&S) -> S) {
         let mut store = fresh();
-        assert_eq!(store.load().await, Ok(AcceptorState::default()), "a fresh store is empty");
+        assert_eq!(store.load().await, Ok(None), "a fresh store holds nothing");
+        store.persist(&Persist::default()).await.expect("persist nothing");
+        assert_eq!(store.load().await, Ok(Some(AcceptorState::default())), "an empty persist makes it hold state");
+        assert_eq!(reopen(&store).load().await, Ok(Some(AcceptorState::default())), "also once reopened");
 
         let promise = Promise { ballot: Ballot { round: 3, node: 2 }, from: 5 };
         let first =
@@ -172,29 +184,30 @@ pub mod conformance {
         store.persist(&first).await.expect("persist");
         let mut expected = AcceptorState::default();
         expected.apply(&first);
-        assert_eq!(store.load().await.as_ref(), Ok(&expected), "load returns what was persisted");
-        assert_eq!(reopen(&store).load().await.as_ref(), Ok(&expected), "a reopened store sees the same state");
+        assert_eq!(store.load().await.as_ref(), Ok(&Some(expected.clone())), "load returns what was persisted");
+        let reopened = reopen(&store).load().await;
+        assert_eq!(reopened.as_ref(), Ok(&Some(expected.clone())), "a reopened store sees the same state");
 
         let overwrite = Persist { promise: None, slots: vec![(5, paxo(4, true))], purge_below: None };
         store.persist(&overwrite).await.expect("persist");
         expected.apply(&overwrite);
-        assert_eq!(store.load().await.as_ref(), Ok(&expected), "a later write of a slot replaces it");
+        assert_eq!(store.load().await.as_ref(), Ok(&Some(expected.clone())), "a later write of a slot replaces it");
 
         let many: Vec<_> = (7..300).map(|s| (s, paxo(4, s % 2 == 0))).collect();
         let big = Persist { promise: None, slots: many, purge_below: None };
         store.persist(&big).await.expect("persist a large batch");
         expected.apply(&big);
-        assert_eq!(store.load().await.as_ref(), Ok(&expected), "a large batch is stored whole");
+        assert_eq!(store.load().await.as_ref(), Ok(&Some(expected.clone())), "a large batch is stored whole");
 
         let purge = Persist { promise: None, slots: vec![(300, paxo(5, false))], purge_below: Some(250) };
         store.persist(&purge).await.expect("persist with purge");
         expected.apply(&purge);
-        let loaded = reopen(&store).load().await.expect("load");
+        let loaded = reopen(&store).load().await.expect("load").expect("state");
         assert_eq!(loaded, expected, "purge removes exactly the slots below it");
         assert_eq!(loaded.slots.keys().next(), Some(&250));
 
         store.persist(&Persist { purge_below: Some(250), ..Persist::default() }).await.expect("repeat purge");
-        assert_eq!(store.load().await.as_ref(), Ok(&expected), "repeating a purge changes nothing");
+        assert_eq!(store.load().await.as_ref(), Ok(&Some(expected)), "repeating a purge changes nothing");
     }
 }
 
@@ -215,6 +228,16 @@ mod tests {
         assert!(store.load().await.is_err());
         assert!(store.persist(&Persist::default()).await.is_err());
         store.set_down(false);
-        assert_eq!(store.load().await, Ok(AcceptorState::default()));
+        assert_eq!(store.load().await, Ok(Some(AcceptorState::default())));
+    }
+
+    #[tokio::test]
+    async fn a_wiped_store_holds_nothing_until_the_next_persist() {
+        let mut store = MemStore::new();
+        store.persist(&Persist { purge_below: Some(3), ..Persist::default() }).await.expect("persist");
+        store.wipe();
+        assert_eq!(store.load().await, Ok(None));
+        store.persist(&Persist::default()).await.expect("persist");
+        assert_eq!(store.load().await, Ok(Some(AcceptorState::default())));
     }
 }

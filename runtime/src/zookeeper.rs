@@ -6,7 +6,10 @@
 //! Under `{root}/paxos/{machine}/`:
 //! - `store/{seq}`: slot `seq`'s [`Paxo`](barista_core::Paxo). `{seq}` is zero-padded to 20
 //!   digits (the width of `u64::MAX`), so ZooKeeper's names sort in slot order.
-//! - `promise`: the Multi-Paxos onward [`Promise`], beside `store/`.
+//! - `promise`: the Multi-Paxos onward [`Promise`], beside `store/`. Its existence also says
+//!   that this replica's acceptor state is here at all: the first persist creates the layout,
+//!   and a load that finds no promise node reports no state (`None`), which the node reads as
+//!   "lost" if its database says it ran before (see [`crate::store::AcceptorStore`]).
 //!
 //! Each record is a version byte followed by postcard (serde) bytes. A record with a version
 //! this build does not know fails [`ZkStore::try_load`] with an error naming the node, instead of
@@ -298,7 +301,7 @@ pub struct ZkStore {
     promise_path: String,
     store_path: String,
     client: Option<Client>,
-    /// The directories and the promise node were created (by this store object).
+    /// The directories and the promise node exist (this store object created or found them).
     layout_ready: bool,
     view: Option<View>,
     /// A purge that an earlier call started but did not finish.
@@ -343,7 +346,7 @@ impl ZkStore {
     }
 
     /// [`AcceptorStore::load`] with a typed error.
-    pub async fn try_load(&mut self) -> Result<AcceptorState, ZkStoreError> {
+    pub async fn try_load_found(&mut self) -> Result<Option<AcceptorState>, ZkStoreError> {
         let client = self.client().await?;
         let result = self.load_on(&client).await;
         if result.is_err() {
@@ -352,9 +355,15 @@ impl ZkStore {
         result
     }
 
+    /// The stored state, empty if there is none (for tools; a node needs to tell the two apart,
+    /// see [`ZkStore::try_load_found`]).
+    pub async fn try_load(&mut self) -> Result<AcceptorState, ZkStoreError> {
+        Ok(self.try_load_found().await?.unwrap_or_default())
+    }
+
     /// [`AcceptorStore::persist`] with a typed error.
     pub async fn try_persist(&mut self, batch: &Persist) -> Result<(), ZkStoreError> {
-        if batch.is_empty() && self.pending_purge.is_none() {
+        if batch.is_empty() && self.pending_purge.is_none() && self.layout_ready {
             return Ok(());
         }
         let purge = batch.purge_below;
@@ -369,6 +378,11 @@ impl ZkStore {
         let promise = batch.promise.as_ref().map(encode_record).transpose()?;
         let requests = self.split(&writes)?;
         let client = self.client().await?;
+        if !self.layout_ready {
+            // The first write makes this replica's state exist (see the module docs).
+            self.create_layout(&client).await?;
+            self.layout_ready = true;
+        }
         let result = self.persist_on(&client, promise, &writes, &requests, purge).await;
         if result.is_err() {
             // The failed request may still have been applied (only its answer lost): re-read
@@ -399,12 +413,7 @@ impl ZkStore {
             .await?
             .map_err(zk("connect"))?;
         info!(connect = %self.cfg.connect, session = %client.session_id(), "ZooKeeper session open");
-        // Kept even if creating the layout fails below: the next call retries on this session.
         self.client = Some(client.clone());
-        if !self.layout_ready {
-            self.create_layout(&client).await?;
-            self.layout_ready = true;
-        }
         Ok(client)
     }
 
@@ -448,10 +457,17 @@ impl ZkStore {
         self.view.as_ref().ok_or_else(|| ZkStoreError::Unexpected("no view of the store to write against".into()))
     }
 
-    async fn load_on(&mut self, client: &Client) -> Result<AcceptorState, ZkStoreError> {
+    async fn load_on(&mut self, client: &Client) -> Result<Option<AcceptorState>, ZkStoreError> {
         let mut conflicts = 0;
         let promise = loop {
-            self.refresh_view(client).await?;
+            match self.refresh_view(client).await {
+                Err(ZkStoreError::Missing { path }) if path == self.promise_path => {
+                    // Never written, or deleted: no state (a later persist recreates the layout).
+                    self.layout_ready = false;
+                    return Ok(None);
+                }
+                result => result?,
+            }
             let view = self.view()?;
             let promise: Promise = decode_record(&view.promise)
                 .map_err(|error| ZkStoreError::Record { path: self.promise_path.clone(), error })?;
@@ -494,7 +510,8 @@ impl ZkStore {
                 Err(e) => return Err(zk("read a slot")(e)),
             }
         }
-        Ok(AcceptorState { promise, slots })
+        self.layout_ready = true;
+        Ok(Some(AcceptorState { promise, slots }))
     }
 
     /// Cuts `writes` into requests under the size limit, as `(start, end, bytes)` ranges of it
@@ -688,8 +705,8 @@ enum Committed {
 }
 
 impl AcceptorStore for ZkStore {
-    async fn load(&mut self) -> Result<AcceptorState, StoreError> {
-        Ok(self.try_load().await?)
+    async fn load(&mut self) -> Result<Option<AcceptorState>, StoreError> {
+        Ok(self.try_load_found().await?)
     }
 
     async fn persist(&mut self, batch: &Persist) -> Result<(), StoreError> {

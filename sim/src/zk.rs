@@ -35,8 +35,8 @@ enum Op {
     Persist { epoch: u64, seq: u64, batch: Persist },
 }
 
-/// The state (for a load) and the epoch.
-type Reply = Result<(AcceptorState, u64), StoreError>;
+/// The state (for a load; `None` if the store holds none) and the epoch.
+type Reply = Result<(Option<AcceptorState>, u64), StoreError>;
 
 /// Per replica: the current epoch and the newest write of it that landed. Kept with the stores,
 /// outside the stand-in's node, so it survives the stand-in's restarts.
@@ -86,13 +86,13 @@ async fn handle(mut store: MemStore, fences: &Fences, replica: usize, op: Op) ->
                 admitted
             };
             if store.persist_if(&batch, admit).await? {
-                return Ok((AcceptorState::default(), epoch));
+                return Ok((None, epoch));
             }
             let (current, _) = fence(fences, replica).get(&replica).copied().unwrap_or_default();
             if epoch != current {
                 Err(StoreError(format!("fenced: epoch {epoch} was superseded by a restart (epoch {current})")))
             } else {
-                Ok((AcceptorState::default(), epoch)) // a late attempt: a newer one already landed
+                Ok((None, epoch)) // a late attempt: a newer one already landed
             }
         }
     }
@@ -137,7 +137,7 @@ impl ZkClient {
 }
 
 impl AcceptorStore for ZkClient {
-    async fn load(&mut self) -> Result<AcceptorState, StoreError> {
+    async fn load(&mut self) -> Result<Option<AcceptorState>, StoreError> {
         let (state, epoch) = self.call(Op::Load).await?;
         self.epoch = epoch;
         self.seq = 0;
