@@ -27,6 +27,7 @@ pub struct Metrics {
     floor_slot: IntGauge,
     retained_slots: IntGauge,
     needs_reseed: IntGauge,
+    rejoining: IntGauge,
     leader: IntGauge,
     is_leader: IntGauge,
     pending: IntGauge,
@@ -89,6 +90,10 @@ impl Metrics {
                 "needs_reseed",
                 "1 if this replica fell behind its peers' purge point and must be re-seeded.",
             )?,
+            rejoining: gauge(
+                "rejoining",
+                "1 while this replica, having lost its acceptor state, waits to vote again.",
+            )?,
             leader: gauge("leader", "The leader this replica follows (-1: none known).")?,
             is_leader: gauge("is_leader", "1 if this replica is the multi-paxos leader.")?,
             pending: gauge("pending_commands", "Commands submitted here and not yet decided.")?,
@@ -127,6 +132,7 @@ impl Metrics {
                 self.floor_slot.set(clamp(s.core.floor));
                 self.retained_slots.set(s.core.retained as i64);
                 self.needs_reseed.set(i64::from(s.core.needs_reseed));
+                self.rejoining.set(i64::from(s.core.rejoining));
                 self.leader.set(s.core.leader.map_or(-1, i64::from));
                 self.is_leader.set(i64::from(s.core.role == RoleKind::Leader));
                 self.pending.set(s.core.pending as i64);

@@ -32,6 +32,9 @@ pub struct Report {
     /// Log slots held here (in ZooKeeper once persisted): what purging keeps bounded.
     #[serde(default)]
     pub retained: usize,
+    /// It lost its acceptor state and does not vote until it has fenced every peer.
+    #[serde(default)]
+    pub rejoining: bool,
     /// A peer's log starts above this replica's next slot: it must be re-seeded.
     pub needs_reseed: bool,
 }
@@ -52,6 +55,7 @@ impl Report {
                 pending: 0,
                 floor: 0,
                 retained: 0,
+                rejoining: false,
                 needs_reseed: false,
             };
         };
@@ -82,12 +86,13 @@ impl Report {
             pending: s.core.pending,
             floor: s.core.floor,
             retained: s.core.retained,
+            rejoining: s.core.rejoining,
             needs_reseed: s.core.needs_reseed,
         }
     }
 
     /// True if it votes and applies.
     pub fn is_healthy(&self) -> bool {
-        self.health == "healthy"
+        self.health == "healthy" && !self.rejoining
     }
 }

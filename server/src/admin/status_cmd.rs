@@ -91,6 +91,12 @@ pub fn table(answers: &[(String, anyhow::Result<Report>)]) -> String {
                 if let Some(detail) = &r.detail {
                     out.push_str(&format!("{:<22}      {detail}\n", ""));
                 }
+                if r.rejoining {
+                    out.push_str(&format!(
+                        "{:<22}      lost its acceptor state: not voting until every peer has answered\n",
+                        ""
+                    ));
+                }
                 if r.needs_reseed {
                     out.push_str(&format!(
                         "{:<22}      fell behind the purge point (slot {} is purged on its peers): re-seed it\n",
@@ -133,6 +139,7 @@ mod tests {
             pending: 0,
             floor: applied + 1,
             retained: 0,
+            rejoining: false,
             needs_reseed: false,
         }
     }
