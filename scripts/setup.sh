@@ -65,6 +65,9 @@ need libthrift-java have_file /usr/share/java/thrift.jar
 # package.json). A machine that has node from elsewhere keeps it.
 need nodejs have_cmd node
 need npm have_cmd npm
+# psycopg 3 for /usr/bin/python3: a PostgreSQL driver nobody here wrote, run through Barista's
+# PostgreSQL-protocol port by server/tests/pg_clients.rs.
+need python3-psycopg have_file /usr/lib/python3/dist-packages/psycopg/__init__.py
 # Lints scripts/ in CI.
 need shellcheck have_cmd shellcheck
 

@@ -8,8 +8,9 @@
 //! it only reads the catalog.
 //!
 //! The side connection sees committed schema only: a statement on a table created earlier in
-//! the client's still-open transaction cannot be described (the client gets PostgreSQL's error
-//! from Describe), although it would run.
+//! the client's still-open transaction cannot be described there. Describing its portal then
+//! runs it (see `handler`); describing the statement itself (before any parameters are bound)
+//! answers PostgreSQL's error, although the statement would run.
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -12,6 +12,7 @@
 //!   from `statements`.
 //! - `ReadyForQuery` reports the session's transaction state as the session followed it.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,6 +72,9 @@ pub struct Connection {
     /// Made with the first statement (the service exists by then: startup checked it).
     session: Mutex<Option<Session>>,
     parser: Arc<Parser>,
+    /// Portals that ran at Describe (their statement could not be described: see
+    /// `on_describe`), by name, with their response, which their Execute returns.
+    ran_early: Mutex<HashMap<String, Response>>,
 }
 
 /// Parses statements for the extended protocol, describing them on a side connection.
@@ -82,7 +86,12 @@ impl Connection {
     /// A connection's handlers.
     pub fn new(shared: Arc<Shared>) -> Connection {
         let side = shared.describer.side();
-        Connection { shared, session: Mutex::new(None), parser: Arc::new(Parser { side: Mutex::new(side) }) }
+        Connection {
+            shared,
+            session: Mutex::new(None),
+            parser: Arc::new(Parser { side: Mutex::new(side) }),
+            ran_early: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Closes the replicated session, if one was opened.
@@ -159,12 +168,15 @@ impl Connection {
                 }
             }
             Action::Rollback => expect_done(self.submit(method, Op::Rollback).await?).map(|()| "ROLLBACK".into()),
-            Action::Sql(_) => Err(SqlError { sqlstate: "XX000".into(), message: "not transaction control".into() }),
+            Action::Deallocate(_) | Action::Sql(_) => {
+                Err(SqlError { sqlstate: "XX000".into(), message: "not transaction control".into() })
+            }
         }
     }
 
     /// Runs one simple-query string; returns the messages to send before `ReadyForQuery`.
-    async fn simple(&self, text: &str) -> Vec<PgWireBackendMessage> {
+    /// `deallocate` forgets a statement prepared through the protocol (`None`: all).
+    async fn simple(&self, text: &str, deallocate: &(dyn Fn(Option<&str>) + Sync)) -> Vec<PgWireBackendMessage> {
         let statements = statements::split(text);
         if statements.is_empty() {
             return vec![PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())];
@@ -179,6 +191,11 @@ impl Connection {
                 let (group, after) = rest.split_at(run);
                 rest = after;
                 self.simple_group(group, &mut out).await
+            } else if let Action::Deallocate(name) = &action {
+                rest = &rest[1..];
+                deallocate(name.as_deref());
+                out.push(complete(deallocate_tag(name)));
+                Ok(())
             } else {
                 rest = &rest[1..];
                 self.control("pg_query", &action).await.map(|tag| out.push(complete(tag)))
@@ -283,6 +300,10 @@ fn simple_result(tag: &Tag, rs: ResultSet, out: &mut Vec<PgWireBackendMessage>) 
     out.extend(rows.into_iter().map(PgWireBackendMessage::DataRow));
     out.push(complete(tag.text(count)));
     Ok(())
+}
+
+fn deallocate_tag(name: &Option<String>) -> String {
+    if name.is_some() { "DEALLOCATE".into() } else { "DEALLOCATE ALL".into() }
 }
 
 fn complete(tag: String) -> PgWireBackendMessage {
@@ -411,7 +432,15 @@ impl SimpleQueryHandler for Connection {
             return Err(PgWireError::NotReadyForQuery);
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
-        for message in self.simple(&query.query).await {
+        let store = client.portal_store();
+        let deallocate = |name: Option<&str>| {
+            // `ALL` needs nothing: a statement parsed again under its name replaces the old one.
+            if let Some(name) = name {
+                store.rm_statement(name);
+            }
+        };
+        let messages = self.simple(&query.query, &deallocate).await;
+        for message in messages {
             client.feed(message).await?;
         }
         let status = self.status().await;
@@ -505,6 +534,19 @@ impl ExtendedQueryHandler for Connection {
                 None => return Err(PgWireError::StatementNotFound(name.to_owned())),
             },
             TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
+                // A statement the side connection could not describe (it names a table created
+                // earlier in this session's open transaction, which only the session's own
+                // connection sees) runs now, and its result describes it; Execute returns that
+                // result. libpq, and so psycopg and pgbench, always describe the portal.
+                Some(Entry::Value(portal)) if portal.statement.statement.description.is_err() => {
+                    let response = self.execute(&portal).await.map_err(|e| user_error(&e))?;
+                    let fields = match &response {
+                        Response::Query(query) => query.row_schema().to_vec(),
+                        _ => Vec::new(),
+                    };
+                    self.ran_early.lock().await.insert(portal.name.clone(), response);
+                    (None, fields)
+                }
                 Some(Entry::Value(portal)) => (None, self.do_describe_portal(client, &portal).await?.fields),
                 Some(Entry::Empty) => (None, Vec::new()),
                 None => return Err(PgWireError::PortalNotFound(name.to_owned())),
@@ -568,7 +610,7 @@ impl ExtendedQueryHandler for Connection {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<PreparedRef>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -578,6 +620,15 @@ impl ExtendedQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(response) = self.ran_early.lock().await.remove(&portal.name) {
+            return Ok(response);
+        }
+        if let Action::Deallocate(name) = &portal.statement.statement.action {
+            if let Some(name) = name {
+                client.portal_store().rm_statement(name);
+            }
+            return Ok(Response::Execution(PgTag::new(&deallocate_tag(name))));
+        }
         // An error is returned rather than answered, so that pgwire discards the rest of the
         // pipeline until Sync, as PostgreSQL does.
         self.execute(portal).await.map_err(|e| user_error(&e))
@@ -592,6 +643,7 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         client.portal_store().rm_portal(DEFAULT_NAME);
+        self.ran_early.lock().await.clear();
         let status = self.status().await;
         client.set_transaction_status(status);
         client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;

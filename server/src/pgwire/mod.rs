@@ -34,10 +34,10 @@ use std::time::Duration;
 
 use barista_runtime::clock::SystemClock;
 use barista_runtime::service::Service;
-use pgwire::api::PgWireServerHandlers;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::error::ErrorInfo;
+use pgwire::api::{ClientInfo, ErrorHandler, METADATA_USER, PgWireServerHandlers};
+use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::response::ErrorResponse;
 use tokio::io::AsyncWriteExt;
@@ -206,5 +206,28 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.startup.clone()
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(Errors)
+    }
+}
+
+/// Rewords pgwire's own errors where clients (and people) expect PostgreSQL's words.
+struct Errors;
+
+impl ErrorHandler for Errors {
+    fn on_error<C>(&self, client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        if let PgWireError::InvalidPassword(_) = error {
+            let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
+            *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28P01".into(),
+                format!("password authentication failed for user \"{user}\""),
+            )));
+        }
     }
 }

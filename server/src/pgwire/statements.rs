@@ -218,6 +218,10 @@ pub enum Action {
     Commit,
     /// `ROLLBACK` / `ABORT` (not `ROLLBACK TO SAVEPOINT`, which is a statement).
     Rollback,
+    /// `DEALLOCATE [PREPARE] name | ALL`: forgets statements prepared through the protocol (they
+    /// live in the front end, not in PostgreSQL; drivers such as psycopg deallocate after a
+    /// rollback). `None` is `ALL`.
+    Deallocate(Option<String>),
     /// Any other statement, sent to the replicas as it is.
     Sql(Tag),
 }
@@ -285,7 +289,19 @@ pub fn classify(sql: &str) -> Action {
         "START" if word(1) == "TRANSACTION" => Action::Begin { modes: modes_after(sql, &["START", "TRANSACTION"]) },
         "COMMIT" | "END" if !words.iter().any(|w| w == "AND" || w == "PREPARED") => Action::Commit,
         "ROLLBACK" | "ABORT" if !words.iter().any(|w| w == "TO" || w == "AND" || w == "PREPARED") => Action::Rollback,
+        "DEALLOCATE" => Action::Deallocate(deallocated(sql)),
         _ => Action::Sql(tag(sql, &words)),
+    }
+}
+
+/// The statement name of a `DEALLOCATE` (folded to lower case unless quoted); `None` for `ALL`.
+fn deallocated(sql: &str) -> Option<String> {
+    let rest = modes_after(sql, &["DEALLOCATE", "PREPARE"]);
+    let rest = rest.trim_end_matches(';').trim();
+    match rest.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(quoted) => Some(quoted.replace("\"\"", "\"")),
+        None if rest.eq_ignore_ascii_case("ALL") => None,
+        None => Some(rest.to_lowercase()),
     }
 }
 
@@ -407,6 +423,9 @@ mod tests {
         assert_eq!(classify("rollback to savepoint a"), Action::Sql(Tag::plain("ROLLBACK")));
         assert_eq!(classify("COMMIT AND CHAIN"), Action::Sql(Tag::plain("COMMIT")));
         assert_eq!(classify("savepoint a"), Action::Sql(Tag::plain("SAVEPOINT")));
+        assert_eq!(classify("DEALLOCATE ALL"), Action::Deallocate(None));
+        assert_eq!(classify("deallocate prepare S_1"), Action::Deallocate(Some("s_1".into())));
+        assert_eq!(classify("DEALLOCATE \"_pg3_0\""), Action::Deallocate(Some("_pg3_0".into())));
     }
 
     #[test]
