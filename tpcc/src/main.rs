@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use barista_tpcc::load::{LoadOptions, Scale, load};
-use barista_tpcc::report::chart_svg;
+use barista_tpcc::report::{Report, chart_svg, compare, compare_table};
 use barista_tpcc::run::{RunOptions, run};
 use barista_tpcc::target::Target;
 use barista_tpcc::txn::Mode;
@@ -104,6 +104,22 @@ enum Command {
         /// No live progress.
         #[arg(long)]
         quiet: bool,
+    },
+    /// Compare run reports (JSON files from run --report, grouped by --label): print one ratio
+    /// table against a baseline, and optionally save it as JSON and one chart of all of them.
+    Compare {
+        /// Report files.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// The label to divide by (default: the first report's).
+        #[arg(long)]
+        baseline: Option<String>,
+        /// Write the comparison as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write one chart of all the reports here (SVG).
+        #[arg(long)]
+        chart: Option<PathBuf>,
     },
     /// Check TPC-C consistency conditions 1-12 on each PostgreSQL given (for Barista: each
     /// replica's own PostgreSQL, read directly), and that all of them hold identical data.
@@ -212,6 +228,29 @@ fn main_result() -> anyhow::Result<ExitCode> {
             let chart = chart.or_else(|| report.map(|p| p.with_extension("svg")));
             if let Some(path) = chart {
                 std::fs::write(&path, chart_svg(&[&result])).with_context(|| format!("writing {}", path.display()))?;
+                println!("chart: {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare { reports, baseline, json, chart } => {
+            let reports: Vec<Report> = reports
+                .iter()
+                .map(|p| -> anyhow::Result<Report> {
+                    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                    serde_json::from_str(&text).with_context(|| format!("{} is not a barista-tpcc report", p.display()))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let rows = compare(&reports, baseline.as_deref());
+            print!("{}", compare_table(&rows));
+            if let Some(path) = json {
+                let body = serde_json::json!({ "comparison": rows, "reports": reports });
+                std::fs::write(&path, serde_json::to_string_pretty(&body)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("comparison: {}", path.display());
+            }
+            if let Some(path) = chart {
+                let refs: Vec<&Report> = reports.iter().collect();
+                std::fs::write(&path, chart_svg(&refs)).with_context(|| format!("writing {}", path.display()))?;
                 println!("chart: {}", path.display());
             }
             Ok(ExitCode::SUCCESS)

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::load::Scale;
 use crate::txn::Kind;
@@ -129,7 +129,7 @@ impl Default for Stats {
 }
 
 /// One transaction type in the report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TypeReport {
     /// Its name.
     pub name: String,
@@ -158,7 +158,7 @@ pub struct TypeReport {
 }
 
 /// A run's report (also its JSON form).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     /// The target, as given.
     pub target: String,
@@ -342,6 +342,94 @@ pub struct ReportHeader {
     pub seed: u64,
 }
 
+/// One system in a side-by-side comparison: the mean over its runs (rounds).
+#[derive(Clone, Debug, Serialize)]
+pub struct Compared {
+    /// The system's label.
+    pub label: String,
+    /// Runs averaged.
+    pub runs: usize,
+    /// Mean tpmC.
+    pub tpmc: f64,
+    /// tpmC against the baseline's.
+    pub tpmc_ratio: f64,
+    /// Mean New-Order p50, p90 and p99 latency in ms.
+    pub new_order_ms: [f64; 3],
+    /// New-Order p90 against the baseline's.
+    pub new_order_p90_ratio: f64,
+    /// Mean Payment p90 latency in ms.
+    pub payment_p90_ms: f64,
+    /// Errors, all runs.
+    pub errors: u64,
+}
+
+/// Compares reports grouped by label (in first-seen order) against the group labelled
+/// `baseline` (default: the first).
+pub fn compare(reports: &[Report], baseline: Option<&str>) -> Vec<Compared> {
+    let mut labels: Vec<String> = Vec::new();
+    for r in reports {
+        let label = label_of(r);
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    let mean = |xs: Vec<f64>| if xs.is_empty() { 0.0 } else { xs.iter().sum::<f64>() / xs.len() as f64 };
+    let mut out: Vec<Compared> = labels
+        .iter()
+        .map(|label| {
+            let group: Vec<&Report> = reports.iter().filter(|r| &label_of(r) == label).collect();
+            let no = |f: fn(&TypeReport) -> f64| mean(group.iter().map(|r| f(&r.transactions[0])).collect());
+            Compared {
+                label: label.clone(),
+                runs: group.len(),
+                tpmc: mean(group.iter().map(|r| r.tpmc).collect()),
+                tpmc_ratio: 0.0,
+                new_order_ms: [no(|t| t.p50_ms), no(|t| t.p90_ms), no(|t| t.p99_ms)],
+                new_order_p90_ratio: 0.0,
+                payment_p90_ms: mean(group.iter().map(|r| r.transactions[1].p90_ms).collect()),
+                errors: group.iter().map(|r| r.errors).sum(),
+            }
+        })
+        .collect();
+    let base = baseline.and_then(|b| out.iter().position(|c| c.label == b)).unwrap_or(0);
+    if let Some(b) = out.get(base).cloned() {
+        for c in &mut out {
+            c.tpmc_ratio = if b.tpmc > 0.0 { c.tpmc / b.tpmc } else { 0.0 };
+            c.new_order_p90_ratio = if b.new_order_ms[1] > 0.0 { c.new_order_ms[1] / b.new_order_ms[1] } else { 0.0 };
+        }
+    }
+    out
+}
+
+/// The ratio table of a comparison.
+pub fn compare_table(rows: &[Compared]) -> String {
+    let mut out = String::new();
+    let base = rows.iter().find(|c| (c.tpmc_ratio - 1.0).abs() < 1e-12).map_or("", |c| c.label.as_str());
+    let _ = writeln!(out, "ratios against {base}");
+    let _ = writeln!(
+        out,
+        "{:<28} {:>4} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>7}",
+        "system", "runs", "tpmC", "x tpmC", "NO p50", "NO p90", "NO p99", "x NO p90", "Pay p90", "errors"
+    );
+    for c in rows {
+        let _ = writeln!(
+            out,
+            "{:<28} {:>4} {:>10.1} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>7}",
+            c.label,
+            c.runs,
+            c.tpmc,
+            c.tpmc_ratio,
+            c.new_order_ms[0],
+            c.new_order_ms[1],
+            c.new_order_ms[2],
+            c.new_order_p90_ratio,
+            c.payment_p90_ms,
+            c.errors
+        );
+    }
+    out
+}
+
 /// Colours of the transaction types in charts.
 const COLOURS: [&str; 5] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];
 
@@ -374,20 +462,28 @@ pub fn chart_svg(reports: &[&Report]) -> String {
     };
     let _ = writeln!(svg, r#"<text x="20" y="24" font-size="16" font-weight="bold">{}</text>"#, escape(&title));
 
-    // Panel 1: throughput over time.
+    // Panel 1: throughput over time; one report: every type (colour by type); several: their
+    // New-Orders (colour by report).
+    let multi = reports.len() > 1;
+    let kinds: &[Kind] = if multi { &[Kind::NewOrder] } else { &Kind::ALL };
+    let colour = |kind: Kind, r_i: usize| if multi { COLOURS[r_i % COLOURS.len()] } else { COLOURS[kind.index()] };
     let (x0, y0, w, h) = (70.0, 60.0, 880.0, 260.0);
     let seconds = reports.iter().map(|r| r.timeline.len()).max().unwrap_or(0).max(1);
-    let peak = reports.iter().flat_map(|r| r.timeline.iter().flat_map(|s| s.iter())).copied().max().unwrap_or(0);
+    let peak = reports
+        .iter()
+        .flat_map(|r| r.timeline.iter().flat_map(|s| kinds.iter().map(|k| s[k.index()])))
+        .max()
+        .unwrap_or(0);
     let y_max = nice_max(peak as f64);
     let _ = writeln!(
         svg,
-        r#"<text x="{x0}" y="{}" font-weight="bold">Completed transactions per second</text>"#,
-        y0 - 12.0
+        r#"<text x="{x0}" y="{}" font-weight="bold">{} per second</text>"#,
+        y0 - 12.0,
+        if multi { "New-Order transactions completed" } else { "Completed transactions" }
     );
     axes(&mut svg, x0, y0, w, h, y_max, seconds as f64, "s");
-    let dashes = ["", "6,3", "2,2", "8,3,2,3", "1,4"];
     for (r_i, report) in reports.iter().enumerate() {
-        for kind in Kind::ALL {
+        for &kind in kinds {
             let points: Vec<String> = report
                 .timeline
                 .iter()
@@ -403,40 +499,30 @@ pub fn chart_svg(reports: &[&Report]) -> String {
             }
             let _ = writeln!(
                 svg,
-                r#"<polyline fill="none" stroke="{}" stroke-width="1.5" stroke-dasharray="{}" points="{}"/>"#,
-                COLOURS[kind.index()],
-                dashes[r_i % dashes.len()],
+                r#"<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>"#,
+                colour(kind, r_i),
                 points.join(" ")
             );
         }
     }
-    // Legend: types by colour, reports by dash.
+    // Legend: the types, or the reports.
+    let names: Vec<String> = if multi {
+        reports.iter().map(|r| label_of(r)).collect()
+    } else {
+        Kind::ALL.iter().map(|k| k.name().to_string()).collect()
+    };
     let mut lx = x0;
-    for kind in Kind::ALL {
+    for (i, name) in names.iter().enumerate() {
         let _ = writeln!(
             svg,
             r#"<rect x="{lx}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{}</text>"#,
             y0 + h + 28.0,
-            COLOURS[kind.index()],
+            COLOURS[i % COLOURS.len()],
             lx + 16.0,
             y0 + h + 38.0,
-            kind.name()
+            escape(name)
         );
-        lx += 120.0;
-    }
-    if reports.len() > 1 {
-        for (r_i, report) in reports.iter().enumerate() {
-            let y = y0 + h + 58.0 + 16.0 * r_i as f64;
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{x0}" y1="{y}" x2="{}" y2="{y}" stroke="#333" stroke-dasharray="{}"/><text x="{}" y="{}">{}</text>"##,
-                x0 + 30.0,
-                dashes[r_i % dashes.len()],
-                x0 + 36.0,
-                y + 4.0,
-                escape(&label_of(report))
-            );
-        }
+        lx += if multi { 176.0 } else { 120.0 };
     }
 
     // Panel 2: latency percentiles per type (and report).
@@ -465,7 +551,7 @@ pub fn chart_svg(reports: &[&Report]) -> String {
                     r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{}" fill-opacity="{opacity}"><title>{} {} p{}: {value:.2} ms</title></rect>"#,
                     y0 + h - bh,
                     (bar_w - 1.0).max(1.0),
-                    COLOURS[kind.index()],
+                    colour(kind, r_i),
                     escape(&label_of(report)),
                     kind.name(),
                     [50, 90, 99][q_i]
@@ -484,7 +570,7 @@ pub fn chart_svg(reports: &[&Report]) -> String {
         svg,
         r##"<text x="{x0}" y="{}" fill="#555">Bars per type: p50 (solid), p90, p99 (lightest){}.</text>"##,
         y0 + h + 36.0,
-        if reports.len() > 1 { ", for each system in legend order" } else { "" }
+        if multi { ", for each system in legend order and colour" } else { "" }
     );
     svg.push_str("</svg>\n");
     svg
@@ -592,6 +678,26 @@ mod tests {
         let svg = chart_svg(&[&report]);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("<polyline"));
+    }
+
+    #[test]
+    fn comparisons_average_rounds_and_divide_by_the_baseline() {
+        let mut stats = Stats::new();
+        stats.of(Kind::NewOrder).committed = 60;
+        stats.of(Kind::NewOrder).record(Duration::from_millis(10));
+        let mut base = Report::new(&stats, Duration::from_secs(60), header());
+        base.label = "single".into();
+        let mut other = base.clone();
+        other.label = "barista".into();
+        other.tpmc = 30.0;
+        let mut other2 = other.clone();
+        other2.tpmc = 50.0;
+        let rows = compare(&[base, other, other2], Some("single"));
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].label.as_str(), rows[0].tpmc, rows[0].tpmc_ratio), ("single", 60.0, 1.0));
+        assert_eq!((rows[1].runs, rows[1].tpmc), (2, 40.0));
+        assert!((rows[1].tpmc_ratio - 40.0 / 60.0).abs() < 1e-12);
+        assert!(compare_table(&rows).contains("ratios against single"));
     }
 
     #[test]
