@@ -14,43 +14,22 @@
 //! One cluster for all four (about 15 s in all, most of it starting the cluster).
 #![cfg(not(madsim))]
 
+mod pg;
 mod samples;
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use pg::{pg_addr, pg_client};
 use samples::{expect_everywhere, run};
 use support::Cluster;
 
 const PASSWORD: &str = "s3cret pass";
 
-/// A PostgreSQL client program (`psql`, `pgbench`): from `$PG_BINDIR`, else Debian's PostgreSQL
-/// 15, else PATH.
-pub fn pg_program(name: &str) -> PathBuf {
-    let dir = std::env::var_os("PG_BINDIR").map_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"), PathBuf::from);
-    let path = dir.join(name);
-    if path.is_file() { path } else { PathBuf::from(name) }
-}
-
-/// Host and port of replica `i`'s PostgreSQL-protocol front end.
-fn pg_addr(cluster: &Cluster, i: usize) -> (String, String) {
-    let (host, port) = cluster.replicas[i].pg_listen.rsplit_once(':').expect("host:port");
-    (host.to_owned(), port.to_owned())
-}
-
-/// psql on replica `i`'s PostgreSQL-protocol port, its error output merged into its output (so
-/// that errors appear where they happened).
 fn psql(cluster: &Cluster, i: usize, password: &str) -> Command {
-    let (host, port) = pg_addr(cluster, i);
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", "exec \"$0\" \"$@\" 2>&1"])
-        .arg(pg_program("psql"))
-        .args(["-X", "-h", &host, "-p", &port, "-U", "postgres", "-d", "postgres"])
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .env_remove("PGSERVICE");
+    let mut cmd = pg_client(cluster, i, "psql", password);
+    cmd.arg("-X");
     cmd
 }
 
