@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# TPC-C side by side on this machine, in one invocation: the same warehouses, terminals, mode and
+# durations against
+#   single      one PostgreSQL
+#   sync-rep    PostgreSQL with two synchronous streaming standbys (synchronous_commit = remote_apply)
+#   pgpool      pgpool-II in native replication mode over three PostgreSQL servers
+#   multi-paxos Barista, three replicas, --protocol multi-paxos
+#   paxos       Barista, three replicas, --protocol paxos
+# Every system is started, loaded (same seed) and checked; then the measured runs go round-robin
+# over the systems for --rounds rounds (interleaved, so a noisy moment of the shared machine does
+# not land on one system only); then `check` on every copy of the data, and one ratio table
+# against the single PostgreSQL (barista-tpcc compare), saved with the chart and every report.
+#
+#   scripts/tpcc-side-by-side.sh [--warehouses 1] [--terminals 8] [--warmup 10] [--duration 60]
+#       [--mode procedures|interactive] [--rounds 1] [--systems single,sync-rep,pgpool,multi-paxos,paxos]
+#       [--dir target/tpcc-side-by-side] [--bin target/release] [--test-divisor 1]
+#
+# Needs release builds (cargo build --release -p barista-server -p barista-tpcc), PostgreSQL and
+# ZooKeeper (scripts/setup.sh), and for pgpool the Debian package pgpool2. Everything it starts
+# runs on 127.0.0.1 and is stopped by PID (or its own script) on exit.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$SCRIPTS")
+
+WAREHOUSES=1 TERMINALS=8 WARMUP=10 DURATION=60 MODE=procedures ROUNDS=1 DIVISOR=1
+SYSTEMS=single,sync-rep,pgpool,multi-paxos,paxos
+DIR=$ROOT/target/tpcc-side-by-side
+BIN=$ROOT/target/release
+while (($#)); do
+    case $1 in
+    --warehouses) WAREHOUSES=$2 ;;
+    --terminals) TERMINALS=$2 ;;
+    --warmup) WARMUP=$2 ;;
+    --duration) DURATION=$2 ;;
+    --mode) MODE=$2 ;;
+    --rounds) ROUNDS=$2 ;;
+    --systems) SYSTEMS=$2 ;;
+    --dir) DIR=$2 ;;
+    --bin) BIN=$2 ;;
+    --test-divisor) DIVISOR=$2 ;;
+    *) die "unknown option $1 (see the top of $0)" ;;
+    esac
+    shift 2
+done
+TPCC=$BIN/barista-tpcc
+BARISTA=$BIN/barista
+[[ -x $TPCC && -x $BARISTA ]] || die "no $TPCC or $BARISTA: cargo build --release -p barista-server -p barista-tpcc"
+PG_BIN=$(pg_bindir)
+IFS=, read -r -a SYSTEM_LIST <<<"$SYSTEMS"
+has() { [[ ",$SYSTEMS," == *",$1,"* ]]; }
+if has pgpool; then
+    command -v pgpool >/dev/null || die "pgpool not found: apt-get install pgpool2 (or leave pgpool out of --systems)"
+fi
+
+rm -rf "$DIR"
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+chmod 755 "$DIR"
+SEED=${SEED:-20261202}
+read -r -a PORTS <<<"$(free_ports 40 | tr '\n' ' ')"
+next_port=0
+p='' p0='' p1='' p2='' pp='' pcp='' zk=''
+# port VAR: the next free port into VAR (no subshell, so the counter moves on).
+port() {
+    printf -v "$1" '%s' "${PORTS[next_port]}"
+    next_port=$((next_port + 1))
+}
+
+# What to stop on exit, in reverse order of start.
+BARISTA_PIDS=()
+PG_DIRS=()
+ZK_DIR=
+PGPOOL_CONF=
+cleanup() {
+    local pid
+    for pid in "${BARISTA_PIDS[@]}"; do
+        pid_alive "$pid" && kill "$pid" 2>/dev/null
+    done
+    if [[ -n $PGPOOL_CONF ]]; then
+        runuser -u postgres -- pgpool -f "$PGPOOL_CONF" -m fast stop >/dev/null 2>&1 || true
+    fi
+    local d
+    for d in "${PG_DIRS[@]}"; do
+        "$SCRIPTS/pg.sh" stop "$d" >/dev/null 2>&1 || true
+    done
+    [[ -z $ZK_DIR ]] || "$SCRIPTS/zk.sh" stop "$ZK_DIR" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+pg_start() { # DIR PORT
+    "$SCRIPTS/pg.sh" start "$1" "$2"
+    PG_DIRS+=("$1")
+}
+psql_at() { # PORT SQL
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$1" -U postgres -d postgres -c "$2" >/dev/null
+}
+url() { printf 'postgres://postgres@127.0.0.1:%s/postgres' "$1"; }
+
+declare -A TARGET CHECK
+echo "== starting: $SYSTEMS (state in $DIR)"
+if has single; then
+    port p
+    pg_start "$DIR/single" "$p"
+    TARGET[single]=$(url "$p")
+    CHECK[single]="--target $(url "$p")"
+fi
+if has sync-rep; then
+    port p0 && port p1 && port p2
+    pg_start "$DIR/sync0" "$p0"
+    psql_at "$p0" "ALTER SYSTEM SET synchronous_standby_names = 'FIRST 2 (s1, s2)'"
+    psql_at "$p0" "ALTER SYSTEM SET synchronous_commit = 'remote_apply'"
+    psql_at "$p0" "SELECT pg_reload_conf()"
+    i=1
+    for p in "$p1" "$p2"; do
+        mkdir -p "$DIR/sync$i" && chown postgres:postgres "$DIR/sync$i" && chmod 700 "$DIR/sync$i"
+        (cd / && runuser -u postgres -- "$PG_BIN/pg_basebackup" -D "$DIR/sync$i" -R -X stream -c fast \
+            -d "host=127.0.0.1 port=$p0 user=postgres application_name=s$i")
+        pg_start "$DIR/sync$i" "$p"
+        i=$((i + 1))
+    done
+    TARGET[sync-rep]=$(url "$p0")
+    CHECK[sync-rep]="--target $(url "$p0") --target $(url "$p1") --target $(url "$p2")"
+fi
+if has pgpool; then
+    mkdir -p "$DIR/pgpool" && chown postgres:postgres "$DIR/pgpool"
+    port pp && port pcp
+    conf=$DIR/pgpool/pgpool.conf
+    {
+        echo "backend_clustering_mode = 'native_replication'"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "port = $pp"
+        echo "pcp_listen_addresses = '127.0.0.1'"
+        echo "pcp_port = $pcp"
+        echo "unix_socket_directories = '$DIR/pgpool'"
+        echo "pcp_socket_dir = '$DIR/pgpool'"
+        echo "pid_file_name = '$DIR/pgpool/pgpool.pid'"
+        echo "logdir = '$DIR/pgpool'"
+        echo "num_init_children = $((TERMINALS + 8))"
+        echo "max_pool = 1"
+        echo "enable_pool_hba = off"
+        echo "load_balance_mode = off"
+        echo "replicate_select = off"
+        echo "insert_lock = off"
+        echo "replication_stop_on_mismatch = off"
+        echo "failover_on_backend_error = off"
+        echo "health_check_period = 0"
+        echo "sr_check_period = 0"
+        # SELECT tpcc_...(...) writes: send it to every backend, not only the main one.
+        echo "write_function_list = 'tpcc_.*'"
+        echo "read_only_function_list = ''"
+    } >"$conf"
+    checks=
+    for i in 0 1 2; do
+        port p
+        pg_start "$DIR/pool$i" "$p"
+        {
+            echo "backend_hostname$i = '127.0.0.1'"
+            echo "backend_port$i = $p"
+            echo "backend_weight$i = 1"
+            echo "backend_data_directory$i = '$DIR/pool$i'"
+            echo "backend_flag$i = 'DISALLOW_TO_FAILOVER'"
+        } >>"$conf"
+        checks+=" --target $(url "$p")"
+    done
+    : >"$DIR/pgpool/pcp.conf"
+    chown postgres:postgres "$conf" "$DIR/pgpool/pcp.conf"
+    (cd / && runuser -u postgres -- pgpool -n -f "$conf" -F "$DIR/pgpool/pcp.conf" >"$DIR/pgpool/pgpool.log" 2>&1 &)
+    PGPOOL_CONF=$conf
+    for _ in $(seq 100); do
+        "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$pp" -U postgres && break
+        sleep 0.1
+    done
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$pp" -U postgres || { log_tail "$DIR/pgpool/pgpool.log"; die "pgpool did not start"; }
+    TARGET[pgpool]=$(url "$pp")
+    CHECK[pgpool]=$checks
+fi
+if has multi-paxos || has paxos; then
+    ZK_DIR=$DIR/zk
+    port zk
+    "$SCRIPTS/zk.sh" start "$ZK_DIR" "$zk"
+fi
+start_barista() { # NAME PROTOCOL
+    local name=$1 protocol=$2 i peers=() clients=() admins=() pgs=() checks='' a b c d
+    for i in 0 1 2; do
+        port a && port b && port c && port d
+        peers+=("127.0.0.1:$a")
+        clients+=("127.0.0.1:$b")
+        admins+=("127.0.0.1:$c")
+        pgs+=("$d")
+    done
+    for i in 0 1 2; do
+        pg_start "$DIR/$name-pg$i" "${pgs[i]}"
+        checks+=" --target $(url "${pgs[i]}")"
+    done
+    local peer_list
+    peer_list=$(
+        IFS=,
+        echo "${peers[*]}"
+    )
+    for i in 0 1 2; do
+        "$BARISTA" serve --node-id "$i" --peers "$peer_list" --client-listen "${clients[i]}" \
+            --admin-listen "${admins[i]}" --postgres "host=127.0.0.1 port=${pgs[i]} user=postgres dbname=postgres" \
+            --zookeeper "127.0.0.1:$zk" --zookeeper-root "/tpcc-$name" --protocol "$protocol" \
+            >"$DIR/$name-barista$i.log" 2>&1 &
+        BARISTA_PIDS+=($!)
+    done
+    local admin_list
+    admin_list=$(
+        IFS=,
+        echo "${admins[*]}"
+    )
+    for _ in $(seq 300); do
+        "$BARISTA" status --admin "$admin_list" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    "$BARISTA" status --admin "$admin_list" || die "Barista $name did not become healthy (logs: $DIR/$name-barista*.log)"
+    TARGET[$name]="barista://$(
+        IFS=,
+        echo "${clients[*]}"
+    )"
+    CHECK[$name]=$checks
+}
+has multi-paxos && start_barista multi-paxos multi-paxos
+has paxos && start_barista paxos paxos
+
+echo "== loading $WAREHOUSES warehouse(s) into each system (seed $SEED)"
+for s in "${SYSTEM_LIST[@]}"; do
+    echo "-- $s: ${TARGET[$s]}"
+    "$TPCC" load --target "${TARGET[$s]}" --warehouses "$WAREHOUSES" --seed "$SEED" \
+        --test-divisor "$DIVISOR" --workers 4 --quiet
+done
+
+echo "== measuring: $ROUNDS round(s) of $MODE mode, $TERMINALS terminal(s), ${WARMUP} s warm-up + ${DURATION} s each, systems interleaved"
+reports=()
+for ((r = 1; r <= ROUNDS; r++)); do
+    for s in "${SYSTEM_LIST[@]}"; do
+        out=$DIR/$s-round$r.json
+        "$TPCC" run --target "${TARGET[$s]}" --terminals "$TERMINALS" --warmup "$WARMUP" --duration "$DURATION" \
+            --mode "$MODE" --label "$s" --seed "$((SEED + r))" --quiet --report "$out" --chart "$DIR/$s-round$r.svg"
+        reports+=("$out")
+    done
+done
+
+echo "== checking every copy of the data"
+status=0
+for s in "${SYSTEM_LIST[@]}"; do
+    echo "-- $s"
+    # shellcheck disable=SC2086 # CHECK holds several --target arguments
+    "$TPCC" check ${CHECK[$s]} || status=1
+done
+
+echo "== side by side"
+"$TPCC" compare "${reports[@]}" --baseline "${SYSTEM_LIST[0]}" --json "$DIR/side-by-side.json" --chart "$DIR/side-by-side.svg"
+exit $status
