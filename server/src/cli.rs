@@ -1,4 +1,4 @@
-//! The command line: `barista serve`, `barista status` and `barista demo`.
+//! The command line: `barista serve`, `barista status`, `barista reseed` and `barista demo`.
 //!
 //! Every configuration key of `serve` is also a flag and an environment variable
 //! (`BARISTA_<KEY>`); precedence is flag, then environment, then the `--config` file, then the
@@ -28,6 +28,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print the cluster's state (leader, every replica's AP, health and lag) from admin addresses.
     Status(StatusArgs),
+    /// Rebuild a stopped replica's database (wiped, or behind the purge point) from a consistent
+    /// snapshot of a healthy replica that keeps serving; then start it with `barista serve`.
+    Reseed(Box<ReseedArgs>),
     /// Start three replicas on this machine (PostgreSQL, ZooKeeper and all) and show, with real
     /// output, replication, failover and recovery; then leave the cluster running until Ctrl-C.
     Demo(DemoArgs),
@@ -167,6 +170,32 @@ pub struct StatusArgs {
     /// Print the replicas' status as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `barista reseed`: the replica to rebuild is named by its own configuration (the same file,
+/// flags and environment as its `barista serve`); the source by its admin and PostgreSQL
+/// addresses.
+#[derive(Debug, Args)]
+pub struct ReseedArgs {
+    /// A healthy replica's admin address (`host:port`, as `barista status` takes). It must report
+    /// itself healthy and not in need of a re-seed; a follower is best (see README).
+    #[arg(long, value_name = "ADDR")]
+    pub from: String,
+    /// That replica's PostgreSQL as reachable from here: a libpq connection string or
+    /// `postgresql://` URL (its `postgres` setting, with a host this machine can reach).
+    #[arg(long, value_name = "CONNINFO")]
+    pub from_postgres: String,
+    /// Replace the target database even if it is not empty (a replica that fell behind the purge
+    /// point keeps its old data). Without it, only an empty database is restored into.
+    #[arg(long)]
+    pub force: bool,
+    /// Directory of `pg_dump` and `psql` [default: the newest /usr/lib/postgresql/*/bin, else
+    /// PATH].
+    #[arg(long, env = "PG_BINDIR", value_name = "DIR")]
+    pub pg_bindir: Option<PathBuf>,
+    /// The replica to re-seed, described as for `barista serve`.
+    #[command(flatten, next_help_heading = "The replica to re-seed (its `barista serve` configuration)")]
+    pub replica: ServeArgs,
 }
 
 /// `barista demo`.

@@ -5,7 +5,9 @@
 //!    back through another at once, and every replica's own PostgreSQL holds the same rows;
 //! 2. automatic failover: the leader is killed with SIGKILL and the client's writes go on;
 //! 3. recovery: (a) the killed replica restarts and catches up from the log; (b) all three stop
-//!    and start again, and every committed row and the log position survive.
+//!    and start again, and every committed row and the log position survive; (c) a replica's
+//!    database is wiped and `barista reseed` rebuilds it from a healthy replica while a client
+//!    keeps writing.
 //!
 //! Then it leaves the cluster running, prints how to reach it, and stops everything on Ctrl-C (or
 //! at once with `--no-wait`). Each step ends with a line `OK <step>: ...`; `server/tests/demo.rs`
@@ -262,9 +264,114 @@ fn tour(cluster: &mut LocalCluster) -> anyhow::Result<()> {
         prints[0]
     );
 
-    heading("Not shown yet");
-    println!("  3c. re-seeding a wiped replica from a healthy one: not yet (issue 6)");
+    reseed_step(cluster, &addrs)
+}
+
+/// Step 3c: a wiped replica re-seeded from a healthy one while a client writes.
+fn reseed_step(cluster: &mut LocalCluster, addrs: &[String]) -> anyhow::Result<()> {
+    heading("3c. A wiped replica is re-seeded from a healthy one, while writes go on");
+    println!("A replica whose disk is lost has nothing to replay from. `barista reseed` copies a healthy");
+    println!("replica's database as one consistent snapshot (an exported PostgreSQL snapshot, at a known AP)");
+    println!("while that replica keeps serving; the rebuilt replica then catches up from the log like any");
+    println!("restarted one. A client writes all along.");
+    let leader = cluster.leader(PATIENCE)?;
+    let (target, source) = ((leader + 1) % REPLICAS, (leader + 2) % REPLICAS);
+    let writer = Writer::start(addrs, 1000)?;
+    writer.wait_for(10)?;
+    let pid = cluster.stop_replica(target).context("the replica to wipe was not running")?;
+    println!("\n  stopped replica {target} (SIGTERM to pid {pid})");
+    cluster.wipe_database(target).with_context(|| format!("wiping replica {target}'s database"))?;
+    let tables = cluster.query(target, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")?;
+    println!(
+        "  wiped its PostgreSQL: data directory deleted, a fresh one initialized on port {} ({} tables in it)",
+        cluster.replicas[target].pg_port,
+        tables.trim()
+    );
+    let before = writer.acked();
+    println!("\n$ barista {}", shell_words(&cluster.reseed_args(target, source)));
+    let out = cluster.reseed(target, source, &[]).context("barista reseed")?;
+    for line in out.lines() {
+        println!("  | {line}");
+    }
+    let during = writer.acked() - before;
+    println!("  ({during} writes were acknowledged while the re-seed ran)");
+    ensure!(during > 0, "no write was acknowledged while the re-seed ran");
+    let pid = cluster.start_replica(target)?;
+    let t = Instant::now();
+    cluster.wait_ready(PATIENCE)?;
+    writer.wait_for(10)?;
+    let written = writer.stop()?;
+    let ap = cluster.wait_applied(PATIENCE)?;
+    println!(
+        "\n  started replica {target} (pid {pid}): healthy and level at AP {ap} after {:.1} s; the client wrote {written} rows",
+        secs(t.elapsed())
+    );
+    let prints = fingerprints(cluster)?;
+    for (i, p) in prints.iter().enumerate() {
+        println!("  replica {i}'s database: {p}");
+    }
+    ensure!(prints.iter().all(|p| *p == prints[0]), "the databases differ after the re-seed: {prints:?}");
+    let dumps = (0..REPLICAS).map(|i| cluster.dump_data(i)).collect::<Result<Vec<_>, _>>()?;
+    ensure!(dumps.iter().all(|d| *d == dumps[0]), "the databases' full dumps differ after the re-seed");
+    println!("  pg_dump --data-only of the three databases (Barista's own tables included): identical");
+    status(cluster);
+    println!(
+        "OK 3c: replica {target}'s database was wiped and re-seeded from replica {source} while {during} writes went on; all three databases are identical at AP {ap} ({}).",
+        prints[0]
+    );
     Ok(())
+}
+
+/// A client writing rows to `orders` in the background, one at a time, counting acknowledgements.
+struct Writer {
+    acked: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<anyhow::Result<u64>>,
+}
+
+impl Writer {
+    /// Writes ids `first`, `first + 1`, ... about every 10 ms.
+    fn start(addrs: &[String], first: i64) -> anyhow::Result<Writer> {
+        let mut db = Client::connect(addrs, config()).context("connecting the background writer")?;
+        let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, stopping) = (acked.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut id = first;
+            while !stopping.load(Ordering::SeqCst) {
+                db.execute(INSERT, &[Value::Int(id), Value::Text("during re-seed".into()), Value::Int(1)])
+                    .with_context(|| format!("writing row {id} in the background"))?;
+                count.fetch_add(1, Ordering::SeqCst);
+                id += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            db.close().context("closing the background writer")?;
+            Ok((id - first) as u64)
+        });
+        Ok(Writer { acked, stop, thread })
+    }
+
+    fn acked(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `more` further rows are acknowledged.
+    fn wait_for(&self, more: u64) -> anyhow::Result<()> {
+        let target = self.acked() + more;
+        let deadline = Instant::now() + PATIENCE;
+        while self.acked() < target {
+            ensure!(!self.thread.is_finished(), "the background writer stopped");
+            ensure!(Instant::now() < deadline, "the background writer made no progress for {PATIENCE:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Stops it; the rows it wrote.
+    fn stop(self) -> anyhow::Result<u64> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().map_err(|_| anyhow::anyhow!("the background writer panicked"))?
+    }
 }
 
 /// A client session whose first choice is replica `first` (then the others, in order).

@@ -103,6 +103,19 @@ pub enum Error {
     /// The cluster was stopped (by a [`Stopper`]) and starts nothing any more.
     #[error("the cluster has been stopped")]
     Stopped,
+    /// An operation that needs replica `0` stopped found it running.
+    #[error("replica {0} is running; stop it first")]
+    Running(usize),
+    /// A `barista` command other than `serve` failed.
+    #[error("barista {command} failed ({status}):\n{output}")]
+    Command {
+        /// The subcommand.
+        command: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// Its output and error output.
+        output: String,
+    },
 }
 
 impl Error {
@@ -410,22 +423,7 @@ impl LocalCluster {
             let zk_dir = path_str(&self.dir.join("zk"));
             let zk_port = self.zk_port.to_string();
             let zk = scope.spawn(move || script(scripts, "zk.sh", &["start", &zk_dir, &zk_port]).map(drop));
-            let pgs: Vec<_> = self
-                .replicas
-                .iter()
-                .map(|r| {
-                    let data = path_str(&self.dir.join(format!("pg{}", r.id)));
-                    let port = r.pg_port;
-                    scope.spawn(move || {
-                        script(scripts, "pg.sh", &["start", &data, &port.to_string()])?;
-                        if !self.opts.fsync {
-                            self.psql(port, "ALTER SYSTEM SET fsync = off")?;
-                            self.psql(port, "SELECT pg_reload_conf()")?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
+            let pgs: Vec<_> = self.replicas.iter().map(|r| scope.spawn(move || self.start_postgres(r.id))).collect();
             let mut first_error = None;
             for handle in pgs.into_iter().chain([zk]) {
                 let result = handle.join().unwrap_or_else(|_| {
@@ -437,6 +435,107 @@ impl LocalCluster {
             }
             first_error.map_or(Ok(()), Err)
         })
+    }
+
+    /// Initializes (if needed) and starts PostgreSQL `i`.
+    fn start_postgres(&self, i: usize) -> Result<(), Error> {
+        let data = path_str(&self.dir.join(format!("pg{i}")));
+        let port = self.replicas[i].pg_port;
+        script(&self.opts.scripts, "pg.sh", &["start", &data, &port.to_string()])?;
+        if !self.opts.fsync {
+            self.psql(port, "ALTER SYSTEM SET fsync = off")?;
+            self.psql(port, "SELECT pg_reload_conf()")?;
+        }
+        Ok(())
+    }
+
+    /// Replica `i`'s `postgres` setting: its PostgreSQL's connection string.
+    pub fn postgres_conninfo(&self, i: usize) -> String {
+        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.replicas[i].pg_port)
+    }
+
+    /// Wipes replica `i`'s database as a lost disk would: stops its PostgreSQL, deletes the data
+    /// directory, and starts a freshly initialized, empty one on the same port. The replica must
+    /// be stopped; its acceptor state in ZooKeeper is kept.
+    pub fn wipe_database(&self, i: usize) -> Result<(), Error> {
+        if self.replica_pid(i).is_some() {
+            return Err(Error::Running(i));
+        }
+        let data = self.dir.join(format!("pg{i}"));
+        script(&self.opts.scripts, "pg.sh", &["stop", &path_str(&data)])?;
+        std::fs::remove_dir_all(&data).map_err(Error::io(format!("deleting {}", data.display())))?;
+        self.start_postgres(i)
+    }
+
+    /// The `barista reseed` arguments that rebuild replica `i` from replica `from`: the source's
+    /// admin and PostgreSQL addresses, then replica `i`'s own `serve` configuration.
+    pub fn reseed_args(&self, i: usize, from: usize) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "reseed".into(),
+            "--from".into(),
+            self.replicas[from].admin.clone(),
+            "--from-postgres".into(),
+            self.postgres_conninfo(from),
+            "--pg-bindir".into(),
+            path_str(&self.bindir),
+        ];
+        args.extend(self.serve_args(i).into_iter().skip(1));
+        args
+    }
+
+    /// Runs `barista reseed` for replica `i` from replica `from`, with `extra` flags (`--force`);
+    /// its output.
+    pub fn reseed(&self, i: usize, from: usize, extra: &[&str]) -> Result<String, Error> {
+        let mut cmd = self.barista_command(i);
+        cmd.args(self.reseed_args(i, from)).args(extra);
+        let out = cmd.stdin(Stdio::null()).output().map_err(Error::io("running barista reseed"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            return Ok(stdout);
+        }
+        Err(Error::Command {
+            command: "reseed".into(),
+            status: out.status,
+            output: stdout + &String::from_utf8_lossy(&out.stderr),
+        })
+    }
+
+    /// Replica `i`'s data as `pg_dump --data-only` writes it (every table, Barista's own included,
+    /// and every sequence's value), its lines sorted and its comments left out: two databases
+    /// that hold the same rows give the same text, whatever their rows' physical order.
+    pub fn dump_data(&self, i: usize) -> Result<String, Error> {
+        let port = self.replicas[i].pg_port.to_string();
+        let out = Command::new(self.bindir.join("pg_dump"))
+            .args(["--data-only", "--no-password", "-h", "127.0.0.1", "-p", &port, "-U", "postgres", "postgres"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(Error::io("running pg_dump"))?;
+        if !out.status.success() {
+            return Err(Error::Sql {
+                port: self.replicas[i].pg_port,
+                sql: "pg_dump --data-only".into(),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        // `\restrict` and `\unrestrict` carry a random key per dump.
+        let mut lines: Vec<&str> =
+            text.lines().filter(|l| !l.starts_with("--") && !l.starts_with('\\') && !l.is_empty()).collect();
+        lines.sort_unstable();
+        Ok(lines.join("\n"))
+    }
+
+    /// A `barista` command with replica `i`'s environment and no other Barista settings.
+    fn barista_command(&self, i: usize) -> Command {
+        let mut cmd = Command::new(&self.opts.binary);
+        // Only this cluster's settings: none inherited from whoever runs us.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("BARISTA_") || key == "RUST_LOG" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(self.opts.extra_env.get(i).into_iter().flatten().map(|(k, v)| (k, v)));
+        cmd
     }
 
     /// The `barista serve` arguments of replica `i`.
@@ -456,7 +555,7 @@ impl LocalCluster {
             "--pg-listen".into(),
             r.pg_listen.clone(),
             "--postgres".into(),
-            format!("host=127.0.0.1 port={} user=postgres dbname=postgres", r.pg_port),
+            self.postgres_conninfo(i),
             "--zookeeper".into(),
             format!("127.0.0.1:{}", self.zk_port),
             "--zookeeper-root".into(),
@@ -483,15 +582,8 @@ impl LocalCluster {
             .open(&r.log)
             .map_err(Error::io(format!("opening {}", r.log.display())))?;
         let log_err = log.try_clone().map_err(Error::io("duplicating a log handle"))?;
-        let mut cmd = Command::new(&self.opts.binary);
+        let mut cmd = self.barista_command(i);
         cmd.args(self.serve_args(i));
-        // Only this cluster's settings: none inherited from whoever runs us.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("BARISTA_") || key == "RUST_LOG" {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.envs(self.opts.extra_env.get(i).into_iter().flatten().map(|(k, v)| (k, v)));
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log)

@@ -1,11 +1,12 @@
-//! The `barista` binary: parses the command line and runs the subcommand (`serve`, `status`, `demo`).
+//! The `barista` binary: parses the command line and runs the subcommand (`serve`, `status`,
+//! `reseed`, `demo`).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use barista_server::cli::{Cli, Command};
 use barista_server::config::ServeConfig;
-use barista_server::{admin, demo, logging, serve};
+use barista_server::{admin, demo, logging, reseed, serve};
 use clap::{CommandFactory, FromArgMatches};
 
 /// `barista status` exit code when a replica is unreachable or unhealthy.
@@ -35,6 +36,11 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Status(args) => {
             let all_healthy = admin::status_cmd::run(&args)?;
             Ok(if all_healthy { ExitCode::SUCCESS } else { ExitCode::from(DEGRADED) })
+        }
+        Command::Reseed(args) => {
+            let reseed_matches = matches.subcommand_matches("reseed").context("the reseed subcommand's arguments")?;
+            reseed::run(*args, reseed_matches)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => {
             demo::run(&args)?;

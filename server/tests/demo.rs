@@ -67,7 +67,7 @@ fn the_demo_runs_every_step_and_leaves_nothing_running() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(status.success(), "barista demo failed ({status}) after {took:?}:\n{stdout}\n--- stderr\n{stderr}");
 
-    for step in ["OK 1:", "OK 2:", "OK 3a:", "OK 3b:", "re-seeding a wiped replica", "Stopped every process"] {
+    for step in ["OK 1:", "OK 2:", "OK 3a:", "OK 3b:", "OK 3c:", "Stopped every process"] {
         assert!(stdout.lines().any(|l| l.contains(step)), "no line with {step:?} in:\n{stdout}");
     }
     // Every PID it named, started or stopped, is gone.
