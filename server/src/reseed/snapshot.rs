@@ -105,7 +105,8 @@ impl Snapshot {
 /// What `pg_locks` and `pg_stat_activity` say.
 #[derive(Debug, PartialEq, Eq)]
 struct Observation {
-    /// Connections waiting for a lock on `sqlpaxoslog`.
+    /// Connections waiting to update `sqlpaxoslog` (not, say, another re-seed waiting for its
+    /// own `EXCLUSIVE` lock: that one shows up as busy).
     waiters: i64,
     /// The first of them.
     waiter: Option<i32>,
@@ -134,7 +135,7 @@ WITH db AS (SELECT oid FROM pg_database WHERE datname = current_database()),
 waiters AS (
     SELECT l.pid FROM pg_locks l
     WHERE l.locktype = 'relation' AND l.database = (SELECT oid FROM db) AND NOT l.granted
-      AND l.relation = 'public.sqlpaxoslog'::regclass)
+      AND l.relation = 'public.sqlpaxoslog'::regclass AND l.mode = 'RowExclusiveLock')
 SELECT
     (SELECT count(*) FROM waiters),
     (SELECT min(pid) FROM waiters),
