@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::sql::SqlValue;
+use crate::verify::DatabaseDigest;
 
 /// A replicated client connection. Chosen at random by the replica that opens it, so replicas
 /// never need to coordinate to hand out ids (a collision is refused by the executor).
@@ -59,6 +60,23 @@ pub enum Op {
     AbortIdle {
         /// The session's last request sequence when the timeout fired.
         since_request: u64,
+    },
+    // New variants go last: postcard encodes a variant by its index, and logs and stores hold
+    // the indices of the ones above.
+    /// Internal: every replica checksums its database at this point of the log (see
+    /// [`crate::verify`]); the check's id is this slot. Waits like a `BEGIN`: while a client
+    /// transaction is open it is answered `Busy` and retried. `conn` is a fresh id naming only the
+    /// request, so the replica that proposed it can answer it.
+    Checksum,
+    /// Internal: `replica`'s digest for the check at slot `check`, proposed by that replica once it
+    /// applied the check.
+    ChecksumReport {
+        /// The slot of the check.
+        check: barista_core::Slot,
+        /// The reporting replica.
+        replica: barista_core::NodeId,
+        /// Its digest.
+        digest: DatabaseDigest,
     },
 }
 
@@ -133,5 +151,15 @@ mod tests {
         assert_eq!(ClientCommand::decode(&[]), Err(DecodeError::Empty));
         assert_eq!(ClientCommand::decode(&[9, 1, 2]), Err(DecodeError::Version(9)));
         assert!(matches!(ClientCommand::decode(&bytes[..bytes.len() / 2]), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn existing_variants_keep_their_encoding() {
+        // Variant indices are in every stored log: new variants must only ever be appended.
+        let command =
+            ClientCommand { conn: ConnId(1), request_seq: 2, timestamp_us: 3, op: Op::AbortIdle { since_request: 4 } };
+        assert_eq!(command.encode(), [1, 1, 2, 6, 7, 4]);
+        let check = ClientCommand { op: Op::Checksum, ..command };
+        assert_eq!(ClientCommand::decode(&check.encode()), Ok(check));
     }
 }

@@ -7,6 +7,8 @@
 //!   replica's own database, under a deterministic scheduling policy.
 //! - [`determinism`]: checks each statement before it enters the log; rewrites time functions,
 //!   refuses what would make replicas diverge.
+//! - [`verify`]: divergence detection: checksums at a log position, reports through the log, and
+//!   the majority rule that marks a diverged replica.
 //!
 //! - [`store`]: the `AcceptorStore` trait (durable promises and votes), an in-memory store and
 //!   the conformance suite every store passes.
@@ -49,6 +51,7 @@ pub mod tcp;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod transport;
+pub mod verify;
 // zookeeper-client spawns real tokio tasks, which fail inside the simulation.
 #[cfg(not(madsim))]
 pub mod zookeeper;

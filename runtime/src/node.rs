@@ -30,6 +30,8 @@ use crate::executor::{Applied, Executor, Outcome};
 use crate::sql::{BackendFault, SqlBackend};
 use crate::store::{AcceptorStore, StoreError};
 use crate::transport::Transport;
+use crate::verify::watch::Watch;
+use crate::verify::{CheckSummary, Divergence};
 
 /// Messages stepped per `drive` at most, so ticks and client requests still get their turn
 /// under a flood.
@@ -108,6 +110,9 @@ pub enum Health {
         /// The fault.
         fault: String,
     },
+    /// A divergence check found this replica's data different from the majority's: it applies
+    /// the log but serves no client until a later check finds it agreeing (see [`crate::verify`]).
+    Diverged(Divergence),
 }
 
 /// What the node reports about itself.
@@ -121,6 +126,8 @@ pub struct NodeStatus {
     pub health: Health,
     /// The session holding the cluster's open transaction, as of this replica's last applied slot.
     pub open_txn: Option<ConnId>,
+    /// The most recent divergence checks, oldest first, as this replica applied their reports.
+    pub checks: std::sync::Arc<Vec<CheckSummary>>,
 }
 
 /// A request from the client-facing service.
@@ -201,6 +208,7 @@ pub struct Node<S: AcceptorStore, B: SqlBackend, C: Clock> {
     apply_upto: Slot,
     health: Health,
     idle: Option<IdleTxn>,
+    checks: Watch,
     status: watch::Sender<NodeStatus>,
 }
 
@@ -245,8 +253,15 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             }
         };
         let (requests_tx, requests) = mpsc::channel(cfg.request_queue);
-        let initial =
-            NodeStatus { core: replica.status(), applied: executor.applied(), health: Health::Healthy, open_txn: None };
+        let mut checks = Watch::new(cfg.core.id, cfg.core.nodes);
+        checks.refresh(executor.checks());
+        let initial = NodeStatus {
+            core: replica.status(),
+            applied: executor.applied(),
+            health: checks.health(&Health::Healthy),
+            open_txn: None,
+            checks: checks.summaries.clone(),
+        };
         let (status, status_rx) = watch::channel(initial);
         let node = Node {
             apply_upto: executor.applied(),
@@ -259,6 +274,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             waiters: BTreeMap::new(),
             health: Health::Healthy,
             idle: None,
+            checks,
             status,
         };
         Ok((node, NodeHandle { requests: requests_tx, status: status_rx }))
@@ -273,6 +289,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
                 _ = ticker.tick() => {
                     self.replica.tick();
                     self.check_idle_txn();
+                    self.propose_reports();
                 }
                 envelope = transport.recv() => match envelope {
                     Some(envelope) => {
@@ -367,6 +384,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
                     }
                     self.answer(applied);
                     self.replica.applied(self.executor.applied());
+                    self.verify_progress();
                 }
                 Err(fault) => {
                     warn!(slot, "cannot apply: {fault}");
@@ -438,6 +456,24 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         }
     }
 
+    /// Takes in the checks just applied (this replica's digests to report) and the reports
+    /// applied (which may mark this replica diverged, or healthy again).
+    fn verify_progress(&mut self) {
+        self.checks.add_digests(self.executor.take_digests());
+        self.checks.refresh(self.executor.checks());
+        self.propose_reports();
+    }
+
+    /// Proposes this replica's divergence-check reports that are due (see `verify::watch`).
+    fn propose_reports(&mut self) {
+        let txn_open = self.executor.open_transaction().is_some();
+        for report in self.checks.due_reports(self.executor.checks(), txn_open, self.clock.now_us()) {
+            if let Err(e) = self.replica.propose(Bytes::from(report.encode())) {
+                warn!("could not propose this replica's checksum report: {e}");
+            }
+        }
+    }
+
     fn set_health(&mut self, health: Health) {
         if self.health != health {
             warn!(node = self.cfg.core.id, ?health, "health changed");
@@ -450,8 +486,9 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         let status = NodeStatus {
             core: self.replica.status(),
             applied: self.executor.applied(),
-            health: self.health.clone(),
+            health: self.checks.health(&self.health),
             open_txn: self.executor.open_transaction(),
+            checks: self.checks.summaries.clone(),
         };
         self.status.send_replace(status);
     }

@@ -19,6 +19,7 @@ use crate::command::{ClientCommand, ConnId, Op};
 use crate::determinism::{self, Refusal, TxnTimestamp};
 use crate::executor::Outcome;
 use crate::node::{Health, NodeHandle, SubmitError};
+use barista_core::Slot;
 
 /// Why the service could not produce an outcome.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -88,13 +89,44 @@ impl<C: Clock> Service<C> {
 
     /// Runs `op` as request `request_seq` of session `conn` and returns this replica's outcome.
     pub async fn submit(&self, conn: ConnId, request_seq: u64, op: Op) -> Result<Outcome, ServiceError> {
-        let health = self.node.status().health;
-        if health != Health::Healthy {
-            return Err(ServiceError::NotReady(format!("{health:?}")));
+        match self.node.status().health {
+            Health::Healthy => {}
+            Health::Diverged(d) => {
+                return Err(ServiceError::NotReady(format!(
+                    "this replica's data diverged from the majority's (check at slot {}, tables {:?})",
+                    d.check, d.tables
+                )));
+            }
+            health => return Err(ServiceError::NotReady(format!("{health:?}"))),
         }
         let timestamp_us = self.clock.now_us();
         refuse_nondeterminism(&op, timestamp_us)?;
-        let command = ClientCommand { conn, request_seq, timestamp_us, op };
+        self.run(ClientCommand { conn, request_seq, timestamp_us, op }).await
+    }
+
+    /// Starts a divergence check ([`crate::verify`]) and waits until this replica applied it;
+    /// returns the check's id, its slot. Allowed on a diverged replica (a check that finds it
+    /// agreeing is what makes it healthy again), not while its store or database is down.
+    pub async fn verify(&self) -> Result<Slot, ServiceError> {
+        match self.node.status().health {
+            Health::Healthy | Health::Diverged(_) => {}
+            health => return Err(ServiceError::NotReady(format!("{health:?}"))),
+        }
+        let command = ClientCommand {
+            conn: self.new_conn_id(),
+            request_seq: 0,
+            timestamp_us: self.clock.now_us(),
+            op: Op::Checksum,
+        };
+        match self.run(command).await? {
+            Outcome::Checksum { check } => Ok(check),
+            other => Err(ServiceError::NotReady(format!("the check did not run: {other:?}"))),
+        }
+    }
+
+    /// Submits `command` until it is not `Busy`, within the request timeout.
+    async fn run(&self, command: ClientCommand) -> Result<Outcome, ServiceError> {
+        let conn = command.conn;
         let attempt = async {
             loop {
                 // Leader-side admission, in the service of every replica: while another session

@@ -11,6 +11,8 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::verify::{Coverage, DatabaseDigest};
+
 /// A value in a parameter or a result row. `Null` is distinct from every empty value.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 pub enum SqlValue {
@@ -84,6 +86,19 @@ pub trait SqlSession: Send {
         sql: &str,
         params: &[SqlValue],
     ) -> impl Future<Output = Result<Result<ResultSet, SqlError>, BackendFault>> + Send;
+
+    /// Digests the whole database in one consistent read, for a divergence check
+    /// ([`crate::verify`]): every table outside the system schemas in full, and Barista's own
+    /// tables (in [`SqlSession::BOOKKEEPING_SCHEMA`]) as `bookkeeping` says. Called with no
+    /// transaction open on this session.
+    ///
+    /// To ensure correctness an implementation must give equal digests for equal data whatever
+    /// the physical order of the rows, and leave the session with no transaction open. Any error
+    /// is a fault: the executor stops at the slot and retries it.
+    fn checksum(
+        &mut self,
+        bookkeeping: &'static [(&'static str, Coverage)],
+    ) -> impl Future<Output = Result<DatabaseDigest, BackendFault>> + Send;
 }
 
 /// A replica's database.

@@ -28,6 +28,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print the cluster's state (leader, every replica's AP, health and lag) from admin addresses.
     Status(StatusArgs),
+    /// Run a divergence check now: every replica checksums its tables at the same log position;
+    /// print each replica's digest and whether it agrees with the majority's.
+    Verify(VerifyArgs),
     /// Rebuild a stopped replica's database (wiped, or behind the purge point) from a consistent
     /// snapshot of a healthy replica that keeps serving; then start it with `barista serve`.
     Reseed(Box<ReseedArgs>),
@@ -105,6 +108,11 @@ pub struct ServeArgs {
     #[arg(long, env = "BARISTA_IDLE_TXN_TIMEOUT_MS", value_name = "MS",
           default_value_t = defaults::IDLE_TXN_TIMEOUT_MS)]
     pub idle_txn_timeout_ms: u64,
+    /// How often the leader starts a divergence check (every replica checksums its tables at the
+    /// same log position; the log waits while it runs); 0: never (`barista verify` still works).
+    #[arg(long, env = "BARISTA_VERIFY_INTERVAL_MS", value_name = "MS",
+          default_value_t = defaults::VERIFY_INTERVAL_MS)]
+    pub verify_interval_ms: u64,
 
     /// Most client commands in one log slot.
     #[arg(long, env = "BARISTA_BATCH_MAX", value_name = "N", default_value_t = defaults::BATCH_MAX)]
@@ -170,6 +178,18 @@ pub struct StatusArgs {
     /// Print the replicas' status as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `barista verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Every replica's admin address (`host:port`), comma-separated. The check is started through
+    /// the first one that accepts it; the reports are read from all of them.
+    #[arg(long, env = "BARISTA_ADMIN", value_delimiter = ',', required = true, value_name = "ADDR,...")]
+    pub admin: Vec<String>,
+    /// Seconds to wait for the check to start and for every replica's report.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_secs: u64,
 }
 
 /// `barista reseed`: the replica to rebuild is named by its own configuration (the same file,

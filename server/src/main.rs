@@ -11,6 +11,11 @@ use clap::{CommandFactory, FromArgMatches};
 
 /// `barista status` exit code when a replica is unreachable or unhealthy.
 const DEGRADED: u8 = 3;
+/// `barista verify` exit code when a replica's digest differs from the majority's.
+const DIVERGED: u8 = 4;
+/// `barista verify` exit code when the check did not complete: a replica did not report in
+/// time, or no digest has a majority.
+const INCOMPLETE: u8 = 5;
 
 fn main() -> ExitCode {
     match run() {
@@ -37,6 +42,11 @@ fn run() -> anyhow::Result<ExitCode> {
             let all_healthy = admin::status_cmd::run(&args)?;
             Ok(if all_healthy { ExitCode::SUCCESS } else { ExitCode::from(DEGRADED) })
         }
+        Command::Verify(args) => Ok(match admin::verify_cmd::run(&args)? {
+            admin::verify_cmd::Outcome::Agreed => ExitCode::SUCCESS,
+            admin::verify_cmd::Outcome::Diverged => ExitCode::from(DIVERGED),
+            admin::verify_cmd::Outcome::Incomplete => ExitCode::from(INCOMPLETE),
+        }),
         Command::Reseed(args) => {
             let reseed_matches = matches.subcommand_matches("reseed").context("the reseed subcommand's arguments")?;
             reseed::run(*args, reseed_matches)?;

@@ -60,7 +60,9 @@ async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
 
     let admin = Arc::new(AdminState {
         node_id: cfg.node_id,
+        nodes: cfg.peers.len() as u32,
         node: OnceLock::new(),
+        service: OnceLock::new(),
         starting: Mutex::new(None),
         metrics: metrics.clone(),
     });
@@ -98,6 +100,8 @@ async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let service_cfg = ServiceConfig { request_timeout: cfg.request_timeout, ..ServiceConfig::default() };
     let service = Arc::new(Service::new(handle, SystemClock, service_cfg, os_random()));
     frontend.set_service(service.clone());
+    let _ = admin.service.set(service.clone());
+    tokio::spawn(barista_runtime::verify::periodic::run(service.clone(), cfg.verify_interval));
     if let Some(pg) = &pg {
         pg.set_service(service).await;
     }

@@ -10,27 +10,47 @@
 //!   the session is open, closed, or holds a transaction aborted by the idle timeout. A retried request
 //!   finds its outcome here instead of running twice; a replica replaying after a crash skips the
 //!   commands whose effects it already committed.
+//! - `barista_checks(slot, replica, report)`: the divergence checks' reports (see
+//!   [`crate::verify`]), written as each `ChecksumReport` is applied, so the verdict on this
+//!   replica survives a restart. The most recent checks only.
 //!
 //! The SQL is the common subset of PostgreSQL and SQLite (the simulation's stand-in).
 
 use crate::command::ConnId;
 use crate::sql::{BackendFault, SqlError, SqlSession, SqlValue};
-use barista_core::Slot;
+use crate::verify::{Checks, Coverage, DatabaseDigest};
+use barista_core::{NodeId, Slot};
 
 use super::outcome::Outcome;
 
 /// The statements below name Barista's tables as `{schema}name`; [`run`] fills in the session's
 /// [`SqlSession::BOOKKEEPING_SCHEMA`].
-pub(crate) const CREATE: [&str; 3] = [
+pub(crate) const CREATE: [&str; 4] = [
     "CREATE TABLE IF NOT EXISTS {schema}sqlpaxoslog \
      (id integer PRIMARY KEY, lastseqnum bigint NOT NULL, commands_done bigint NOT NULL)",
     "INSERT INTO {schema}sqlpaxoslog (id, lastseqnum, commands_done) VALUES (1, 0, 0) ON CONFLICT DO NOTHING",
     "CREATE TABLE IF NOT EXISTS {schema}barista_sessions \
      (conn bigint PRIMARY KEY, request_seq bigint NOT NULL, outcome bytea NOT NULL, state smallint NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {schema}barista_checks \
+     (slot bigint NOT NULL, replica integer NOT NULL, report bytea NOT NULL, PRIMARY KEY (slot, replica))",
+];
+
+/// What a divergence checksum reads of Barista's own tables (every other table is read whole).
+/// `sqlpaxoslog` is a position, equal by construction where a check runs; `outcome` records read
+/// results, which may legitimately differ between replicas (row order, `random()` in a read: only
+/// the serving replica's answer reaches the client); `barista_checks` are the checks themselves.
+pub const CHECKSUM_COVERAGE: [(&str, Coverage); 3] = [
+    ("sqlpaxoslog", Coverage::Skip),
+    ("barista_sessions", Coverage::Columns(&["conn", "request_seq", "state"])),
+    ("barista_checks", Coverage::Skip),
 ];
 
 const READ_AP: &str = "SELECT lastseqnum, commands_done FROM {schema}sqlpaxoslog WHERE id = 1";
 const WRITE_POSITION: &str = "UPDATE {schema}sqlpaxoslog SET lastseqnum = $1, commands_done = $2 WHERE id = 1";
+const RECORD_CHECK: &str =
+    "INSERT INTO {schema}barista_checks (slot, replica, report) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const FORGET_CHECKS: &str = "DELETE FROM {schema}barista_checks WHERE slot < $1";
+const READ_CHECKS: &str = "SELECT slot, replica, report FROM {schema}barista_checks ORDER BY slot, replica";
 const READ_SESSIONS: &str = "SELECT conn, request_seq, outcome, state FROM {schema}barista_sessions";
 const RECORD: &str = "INSERT INTO {schema}barista_sessions (conn, request_seq, outcome, state) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (conn) DO UPDATE SET request_seq = excluded.request_seq, outcome = excluded.outcome, state = excluded.state";
@@ -145,4 +165,40 @@ pub(crate) async fn record<S: SqlSession>(
         SqlValue::Int(state as i64),
     ];
     run(session, RECORD, &params).await.map(|_| ())
+}
+
+/// Records `replica`'s report for the check at `check` (the first one wins, as in [`Checks`]).
+pub(crate) async fn record_check<S: SqlSession>(
+    session: &mut S,
+    check: Slot,
+    replica: NodeId,
+    digest: &DatabaseDigest,
+) -> Result<(), BackendFault> {
+    // Serializing plain data into a Vec cannot fail.
+    let report = postcard::to_allocvec(digest).unwrap_or_default();
+    let params = [SqlValue::Int(check as i64), SqlValue::Int(i64::from(replica)), SqlValue::Bytes(report)];
+    run(session, RECORD_CHECK, &params).await.map(|_| ())
+}
+
+/// Deletes the reports of checks before `oldest_kept`.
+pub(crate) async fn forget_checks<S: SqlSession>(session: &mut S, oldest_kept: Slot) -> Result<(), BackendFault> {
+    run(session, FORGET_CHECKS, &[SqlValue::Int(oldest_kept as i64)]).await.map(|_| ())
+}
+
+/// The recorded reports. A report this build cannot read is left out (it would only be one
+/// replica's digest of an old check).
+pub(crate) async fn read_checks<S: SqlSession>(session: &mut S) -> Result<Checks, BackendFault> {
+    let rs = run(session, READ_CHECKS, &[]).await?;
+    let mut checks = Checks::default();
+    for row in &rs.rows {
+        match row.as_slice() {
+            [SqlValue::Int(slot), SqlValue::Int(replica), SqlValue::Bytes(report)] => {
+                if let Ok(digest) = postcard::from_bytes(report) {
+                    checks.record(*slot as Slot, *replica as NodeId, digest);
+                }
+            }
+            other => return Err(BackendFault(format!("unexpected barista_checks row {other:?}"))),
+        }
+    }
+    Ok(checks)
 }

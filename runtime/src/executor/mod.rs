@@ -14,6 +14,10 @@
 //! - each request's outcome is written in the same transaction as its effects, so a retried or
 //!   replayed `(conn, request_seq)` returns the recorded outcome and runs nothing;
 //! - which command may run is decided by [`policy`], from the log alone.
+//!
+//! A divergence check (`Checksum`) digests the database where it stands in the log; the node takes
+//! the digests with [`Executor::take_digests`] and proposes them as reports, which the executor
+//! records in [`Executor::checks`] (see [`crate::verify`]).
 
 mod bookkeeping;
 pub mod outcome;
@@ -27,6 +31,8 @@ use tracing::warn;
 use crate::command::{ClientCommand, ConnId, Op, Statement};
 use crate::determinism::{self, TxnTimestamp};
 use crate::sql::{BackendFault, ResultSet, SqlBackend, SqlError, SqlSession};
+use crate::verify::{Checks, DatabaseDigest};
+pub use bookkeeping::CHECKSUM_COVERAGE;
 use bookkeeping::SessionState;
 pub use outcome::Outcome;
 use policy::Admission;
@@ -91,6 +97,10 @@ pub struct Executor<B: SqlBackend> {
     /// middle of a slot), as loaded from the database: the next `apply` answers them from the
     /// records instead of running them again.
     skip: usize,
+    /// The divergence checks' reports, as recorded in `barista_checks`.
+    checks: Checks,
+    /// Digests computed by `Checksum` commands, by check slot, until the node takes them.
+    digests: Vec<(Slot, DatabaseDigest)>,
 }
 
 impl<B: SqlBackend> Executor<B> {
@@ -110,6 +120,8 @@ impl<B: SqlBackend> Executor<B> {
             faulted: false,
             cursor: (0, 0),
             skip: 0,
+            checks: Checks::default(),
+            digests: Vec::new(),
         };
         executor.load().await?;
         Ok(executor)
@@ -129,6 +141,7 @@ impl<B: SqlBackend> Executor<B> {
     pub async fn recover(&mut self) -> Result<(), BackendFault> {
         self.faulted = true;
         self.sessions.clear();
+        self.digests.clear(); // their slots are applied again
         self.book = self.backend.connect().await?;
         self.load().await?;
         self.faulted = false;
@@ -149,7 +162,19 @@ impl<B: SqlBackend> Executor<B> {
                 (r.conn, session)
             })
             .collect();
+        self.checks = bookkeeping::read_checks(&mut self.book).await?;
         Ok(())
+    }
+
+    /// The divergence checks' reports applied so far (the most recent checks).
+    pub fn checks(&self) -> &Checks {
+        &self.checks
+    }
+
+    /// The digests computed by the checks applied since the last call, by check slot: this
+    /// replica's reports to propose.
+    pub fn take_digests(&mut self) -> Vec<(Slot, DatabaseDigest)> {
+        std::mem::take(&mut self.digests)
     }
 
     /// AP: every slot through this one is committed in the database. This is the replica's `Done`.
@@ -229,8 +254,11 @@ impl<B: SqlBackend> Executor<B> {
     /// decide it against a different state (the transaction is no longer open), so the client is
     /// told to retry, which is safe for a command that was not recorded.
     fn answer_applied(&self, cmd: &ClientCommand) -> Outcome {
-        if let Op::AbortIdle { .. } = cmd.op {
-            return Outcome::Done;
+        match cmd.op {
+            Op::AbortIdle { .. } | Op::ChecksumReport { .. } => return Outcome::Done,
+            // The state it digested is gone; the requester checks again.
+            Op::Checksum => return Outcome::Busy,
+            _ => {}
         }
         match self.sessions.get(&cmd.conn).and_then(|s| s.last.as_ref()) {
             Some((seq, outcome)) if *seq == cmd.request_seq => outcome.clone(),
@@ -245,9 +273,23 @@ impl<B: SqlBackend> Executor<B> {
     /// Runs one command, exactly once.
     async fn run(&mut self, cmd: &ClientCommand) -> Result<Outcome, BackendFault> {
         let conn = cmd.conn;
-        if let Op::AbortIdle { since_request } = cmd.op {
-            self.abort_idle(conn, since_request).await?;
-            return Ok(Outcome::Done);
+        match &cmd.op {
+            Op::AbortIdle { since_request } => {
+                self.abort_idle(conn, *since_request).await?;
+                return Ok(Outcome::Done);
+            }
+            Op::Checksum => return self.checksum(conn, &cmd.op).await,
+            Op::ChecksumReport { check, replica, digest } => {
+                if policy::admit(self.open_txn, conn, &cmd.op) == Admission::Busy {
+                    return Ok(Outcome::Busy);
+                }
+                bookkeeping::record_check(&mut self.book, *check, *replica, digest).await?;
+                if let Some(oldest_kept) = self.checks.record(*check, *replica, digest.clone()) {
+                    bookkeeping::forget_checks(&mut self.book, oldest_kept).await?;
+                }
+                return Ok(Outcome::Done);
+            }
+            _ => {}
         }
         let last = self.sessions.get(&conn).and_then(|s| s.last.as_ref()).filter(|_| !planted!(NoExactlyOnce));
         if let Some((seq, outcome)) = last {
@@ -283,8 +325,23 @@ impl<B: SqlBackend> Executor<B> {
             (Op::Commit, Some(_)) => self.end_txn(conn, cmd.request_seq, true).await,
             (Op::Rollback, Some(_)) => self.end_txn(conn, cmd.request_seq, false).await,
             (Op::Close, Some(_)) => self.close(conn, cmd.request_seq).await,
-            (Op::AbortIdle { .. }, Some(_)) => Ok(Outcome::Done), // handled above
+            // Handled above.
+            (Op::AbortIdle { .. } | Op::Checksum | Op::ChecksumReport { .. }, Some(_)) => Ok(Outcome::Done),
         }
+    }
+
+    /// Digests the database at this point of the log, once per slot (the check's id is its slot,
+    /// so a second `Checksum` in the same slot is answered by the first).
+    async fn checksum(&mut self, conn: ConnId, op: &Op) -> Result<Outcome, BackendFault> {
+        if policy::admit(self.open_txn, conn, op) == Admission::Busy {
+            return Ok(Outcome::Busy);
+        }
+        let slot = self.cursor.0;
+        if !self.digests.iter().any(|(check, _)| *check == slot) {
+            let digest = self.book.checksum(&CHECKSUM_COVERAGE).await?;
+            self.digests.push((slot, digest));
+        }
+        Ok(Outcome::Checksum { check: slot })
     }
 
     /// The session's connection, made on first use.

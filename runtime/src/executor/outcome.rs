@@ -23,6 +23,12 @@ pub enum Outcome {
     /// Refused by Barista: unknown or closed connection, a stale request, a transaction-state
     /// error. Deterministic, like a SQL error.
     Rejected(String),
+    // New variants go last: recorded outcomes hold the indices of the ones above.
+    /// A divergence check ran here; its id is this slot (see [`crate::verify`]).
+    Checksum {
+        /// The check's slot.
+        check: barista_core::Slot,
+    },
 }
 
 impl Outcome {

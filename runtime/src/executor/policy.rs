@@ -29,7 +29,9 @@ pub fn admit(open_txn: Option<ConnId>, conn: ConnId, op: &Op) -> Admission {
         // An idle-abort aimed at another session is a no-op; letting it through is harmless.
         Some(_) if matches!(op, Op::AbortIdle { .. }) => Admission::Run,
         // Everything else waits, even opening a session: then the open transaction's connection
-        // is the only one that writes, so no statement can ever wait on another's locks.
+        // is the only one that writes, so no statement can ever wait on another's locks. So do
+        // the divergence check's commands: a checksum must digest committed state only, the same
+        // on every replica; a report writes `barista_checks` (its replica proposes it again).
         Some(_) => Admission::Busy,
     }
 }
@@ -49,5 +51,9 @@ mod tests {
         assert_eq!(admit(Some(a), b, &Op::Begin), Admission::Busy);
         assert_eq!(admit(Some(a), b, &Op::Open), Admission::Busy);
         assert_eq!(admit(Some(a), b, &Op::AbortIdle { since_request: 1 }), Admission::Run);
+        assert_eq!(admit(Some(a), b, &Op::Checksum), Admission::Busy);
+        let digest = crate::verify::DatabaseDigest::from_tables(Vec::new());
+        assert_eq!(admit(Some(a), b, &Op::ChecksumReport { check: 1, replica: 0, digest }), Admission::Busy);
+        assert_eq!(admit(None, b, &Op::Checksum), Admission::Run);
     }
 }

@@ -48,6 +48,7 @@
 //! Which server errors are statement errors and which are faults: see `errors` and
 //! [`is_replica_fault`].
 
+mod checksum;
 mod errors;
 mod values;
 
@@ -243,6 +244,13 @@ impl SqlSession for PgSession {
 
     fn execute(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = StatementResult> + Send {
         self.run(sql, params)
+    }
+
+    fn checksum(
+        &mut self,
+        bookkeeping: &'static [(&'static str, crate::verify::Coverage)],
+    ) -> impl Future<Output = Result<crate::verify::DatabaseDigest, BackendFault>> + Send {
+        self.checksum_now(bookkeeping)
     }
 }
 

@@ -50,6 +50,7 @@ use rusqlite::{Connection, OpenFlags, ffi};
 use serde::Serialize;
 
 use crate::sql::{BackendFault, Column, ResultSet, SqlBackend, SqlError, SqlSession, SqlValue};
+use crate::verify::{Coverage, DatabaseDigest, DigestBuilder, TableDigest};
 
 /// Makes every database's directory unique within the process (with the pid, across processes).
 static NEXT_DB: AtomicU64 = AtomicU64::new(0);
@@ -61,7 +62,7 @@ static SWEPT: std::sync::Once = std::sync::Once::new();
 const DIR_PREFIX: &str = "barista-sqlite-";
 
 /// Barista's own tables (see `executor::bookkeeping`), left out by [`Dump::without_bookkeeping`].
-const BOOKKEEPING_TABLES: [&str; 2] = ["sqlpaxoslog", "barista_sessions"];
+const BOOKKEEPING_TABLES: [&str; 3] = ["sqlpaxoslog", "barista_sessions", "barista_checks"];
 
 /// PostgreSQL's "in failed SQL transaction".
 const IN_FAILED_TXN: &str = "25P02";
@@ -441,6 +442,55 @@ impl SqliteSession {
         let conn = guard.as_ref().ok_or_else(|| BackendFault("connection lost (the server was stopped)".into()))?;
         statement(conn, &mut self.failed, sql, params)
     }
+
+    /// The checksum: the same rows as [`SqliteDb::dump`] reads, in one read transaction on this
+    /// session's connection; each table's digest covers its column names and its rows' canonical
+    /// encodings in sorted order.
+    fn checksum_now(&mut self, bookkeeping: &[(&str, Coverage)]) -> Result<DatabaseDigest, BackendFault> {
+        let shared = self.shared.upgrade().ok_or_else(wiped)?;
+        shared.admit()?;
+        let guard = lock(&self.link);
+        let conn = guard.as_ref().ok_or_else(|| BackendFault("connection lost (the server was stopped)".into()))?;
+        let fault = |e| sqlite_fault("checksum", e);
+        conn.execute_batch("BEGIN").map_err(fault)?;
+        let dump = read_dump(conn);
+        let end = conn.execute_batch("COMMIT").map_err(fault);
+        let dump = dump.map_err(fault)?;
+        end?;
+        let mut tables = Vec::new();
+        for (name, table) in dump.tables {
+            let picked: Vec<usize> = match bookkeeping.iter().find(|(t, _)| *t == name).map(|(_, c)| *c) {
+                Some(Coverage::Skip) => continue,
+                Some(Coverage::Columns(only)) => table
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| only.contains(&c.as_str()))
+                    .map(|(i, _)| i)
+                    .collect(),
+                None => (0..table.columns.len()).collect(),
+            };
+            let mut rows: Vec<Vec<u8>> = table
+                .rows
+                .iter()
+                .map(|row| {
+                    let values: Vec<&SqlValue> = picked.iter().filter_map(|i| row.get(*i)).collect();
+                    // Serializing plain data into a Vec cannot fail.
+                    postcard::to_allocvec(&values).unwrap_or_default()
+                })
+                .collect();
+            rows.sort_unstable();
+            let mut builder = DigestBuilder::new();
+            for i in &picked {
+                builder.part(table.columns[*i].as_bytes());
+            }
+            for row in &rows {
+                builder.part(row);
+            }
+            tables.push(TableDigest { table: name, rows: rows.len() as u64, digest: builder.finish() });
+        }
+        Ok(DatabaseDigest::from_tables(tables))
+    }
 }
 
 impl SqlSession for SqliteSession {
@@ -450,6 +500,13 @@ impl SqlSession for SqliteSession {
         params: &[SqlValue],
     ) -> impl Future<Output = Result<Result<ResultSet, SqlError>, BackendFault>> + Send {
         ready(self.execute_now(sql, params))
+    }
+
+    fn checksum(
+        &mut self,
+        bookkeeping: &'static [(&'static str, Coverage)],
+    ) -> impl Future<Output = Result<DatabaseDigest, BackendFault>> + Send {
+        ready(self.checksum_now(bookkeeping))
     }
 }
 

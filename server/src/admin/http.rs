@@ -1,18 +1,22 @@
 //! The admin endpoint: a minimal HTTP/1.1 responder on tokio for `GET /metrics` (Prometheus
-//! text format) and `GET /status` (JSON, see [`Report`]). One request per connection; a request
-//! that is too large, too slow or not a GET gets an error status and the connection is closed.
-//! No HTTP library: two read-only endpoints do not justify one, and the bounds stay visible here.
+//! text format), `GET /status` (JSON, see [`Report`]), `GET /checks` (the divergence checks, see
+//! [`ChecksReport`]) and `POST /verify` (starts a divergence check and answers its id once this
+//! replica applied it). One request per connection; a request that is too large or too slow gets
+//! an error status and the connection is closed. No HTTP library: four endpoints without request
+//! bodies do not justify one, and the bounds stay visible here.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use barista_runtime::clock::SystemClock;
 use barista_runtime::node::NodeHandle;
+use barista_runtime::service::Service;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
 use super::metrics::Metrics;
-use super::report::Report;
+use super::report::{CheckReport, ChecksReport, Report};
 
 /// Longest request head read.
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
@@ -23,8 +27,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct AdminState {
     /// This replica.
     pub node_id: u32,
+    /// The cluster's size.
+    pub nodes: u32,
     /// The node, once it recovered and runs.
     pub node: OnceLock<NodeHandle>,
+    /// The client service over the node (`POST /verify` starts a check through it).
+    pub service: OnceLock<Arc<Service<SystemClock>>>,
     /// Why the node has not started yet (the last recovery error).
     pub starting: Mutex<Option<String>>,
     /// The metrics.
@@ -82,8 +90,30 @@ async fn respond(mut stream: TcpStream, state: &AdminState) -> std::io::Result<(
             let body = serde_json::to_string(&state.report()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
             write(&mut stream, "200 OK", "application/json", &body).await
         }
-        ("GET", _) => write(&mut stream, "404 Not Found", "text/plain", "try /metrics or /status\n").await,
-        _ => write(&mut stream, "405 Method Not Allowed", "text/plain", "GET only\n").await,
+        ("GET", "/checks") => {
+            let summaries = state.node.get().map(|n| n.status().checks).unwrap_or_default();
+            let checks = ChecksReport {
+                node: state.node_id,
+                nodes: state.nodes,
+                checks: summaries.iter().map(CheckReport::new).collect(),
+            };
+            let body = serde_json::to_string(&checks).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+            write(&mut stream, "200 OK", "application/json", &body).await
+        }
+        ("POST", "/verify") => {
+            let Some(service) = state.service.get() else {
+                return write(&mut stream, "503 Service Unavailable", "text/plain", "starting\n").await;
+            };
+            match service.verify().await {
+                Ok(check) => {
+                    let body = serde_json::json!({ "node": state.node_id, "check": check }).to_string();
+                    write(&mut stream, "200 OK", "application/json", &body).await
+                }
+                Err(e) => write(&mut stream, "503 Service Unavailable", "text/plain", &format!("{e}\n")).await,
+            }
+        }
+        ("GET", _) => write(&mut stream, "404 Not Found", "text/plain", "try /metrics, /status or /checks\n").await,
+        _ => write(&mut stream, "405 Method Not Allowed", "text/plain", "GET, or POST /verify\n").await,
     }
 }
 

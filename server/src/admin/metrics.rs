@@ -1,13 +1,14 @@
 //! The replica's metrics, in the Prometheus text format.
 //!
 //! Counters and the latency histogram are updated where things happen (the Thrift front end, the
-//! node's apply hook); the gauges that describe the node (health, AP, decided slot, purge floor, leader) are
-//! read from its status at scrape time, so they are never stale.
+//! node's apply hook); the gauges that describe the node (health, AP, decided slot, purge floor,
+//! divergence, leader) are read from its status at scrape time, so they are never stale.
 
 use std::time::Duration;
 
 use barista_core::RoleKind;
 use barista_runtime::node::{Health, NodeStatus};
+use barista_runtime::verify::diverged_replicas;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -28,6 +29,9 @@ pub struct Metrics {
     retained_slots: IntGauge,
     needs_reseed: IntGauge,
     rejoining: IntGauge,
+    diverged: IntGauge,
+    diverged_replicas: IntGauge,
+    last_check_slot: IntGauge,
     leader: IntGauge,
     is_leader: IntGauge,
     pending: IntGauge,
@@ -94,6 +98,15 @@ impl Metrics {
                 "rejoining",
                 "1 while this replica, having lost its acceptor state, waits to vote again.",
             )?,
+            diverged: gauge(
+                "diverged",
+                "1 if a divergence check found this replica's data different from the majority's (an alarm).",
+            )?,
+            diverged_replicas: gauge(
+                "diverged_replicas",
+                "How many replicas the divergence checks mark diverged, as this replica applied their reports.",
+            )?,
+            last_check_slot: gauge("last_check_slot", "Slot of the newest divergence check applied here (0: none).")?,
             leader: gauge("leader", "The leader this replica follows (-1: none known).")?,
             is_leader: gauge("is_leader", "1 if this replica is the multi-paxos leader.")?,
             pending: gauge("pending_commands", "Commands submitted here and not yet decided.")?,
@@ -133,6 +146,9 @@ impl Metrics {
                 self.retained_slots.set(s.core.retained as i64);
                 self.needs_reseed.set(i64::from(s.core.needs_reseed));
                 self.rejoining.set(i64::from(s.core.rejoining));
+                self.diverged.set(i64::from(matches!(s.health, Health::Diverged(_))));
+                self.diverged_replicas.set(diverged_replicas(&s.checks).len() as i64);
+                self.last_check_slot.set(s.checks.last().map_or(0, |c| clamp(c.check)));
                 self.leader.set(s.core.leader.map_or(-1, i64::from));
                 self.is_leader.set(i64::from(s.core.role == RoleKind::Leader));
                 self.pending.set(s.core.pending as i64);

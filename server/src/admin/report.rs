@@ -2,6 +2,7 @@
 
 use barista_core::RoleKind;
 use barista_runtime::node::{Health, NodeStatus};
+use barista_runtime::verify::{CheckSummary, Verdict, diverged_replicas};
 use serde::{Deserialize, Serialize};
 
 /// What one replica says about itself.
@@ -9,8 +10,8 @@ use serde::{Deserialize, Serialize};
 pub struct Report {
     /// Node id.
     pub node: u32,
-    /// `starting` (recovering its state), `healthy`, `store-unavailable` or
-    /// `database-unavailable`.
+    /// `starting` (recovering its state), `healthy`, `store-unavailable`, `database-unavailable`
+    /// or `diverged` (a divergence check found its data different from the majority's).
     pub health: String,
     /// What is wrong, when not healthy.
     pub detail: Option<String>,
@@ -37,6 +38,77 @@ pub struct Report {
     pub rejoining: bool,
     /// A peer's log starts above this replica's next slot: it must be re-seeded.
     pub needs_reseed: bool,
+    /// The replicas the divergence checks mark diverged, as this replica applied their reports.
+    #[serde(default)]
+    pub diverged_replicas: Vec<u32>,
+    /// The newest divergence check this replica applied.
+    #[serde(default)]
+    pub last_check: Option<CheckReport>,
+}
+
+/// One divergence check, as `GET /checks` and `/status` show it and `barista verify` reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// The check's id: the slot of its `Checksum` command.
+    pub check: u64,
+    /// `pending`, `agreed`, `diverged` or `no-majority`.
+    pub verdict: String,
+    /// The digest a majority reported, once there is one.
+    pub majority: Option<String>,
+    /// Every report applied so far, by replica.
+    pub reports: Vec<ReplicaDigest>,
+}
+
+/// One replica's report in a [`CheckReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaDigest {
+    /// The replica.
+    pub replica: u32,
+    /// Its digest (hex).
+    pub digest: String,
+    /// Whether it is the majority's (`None` while there is no majority).
+    pub agrees: Option<bool>,
+    /// The tables that differ from the majority's, when it does not agree.
+    #[serde(default)]
+    pub differing_tables: Vec<String>,
+}
+
+impl CheckReport {
+    /// The report of one check.
+    pub fn new(summary: &CheckSummary) -> CheckReport {
+        let (verdict, majority) = match &summary.verdict {
+            Verdict::Pending => ("pending", None),
+            Verdict::Agreed(d) => ("agreed", Some(*d)),
+            Verdict::Diverged { majority, .. } => ("diverged", Some(*majority)),
+            Verdict::NoMajority => ("no-majority", None),
+        };
+        CheckReport {
+            check: summary.check,
+            verdict: verdict.into(),
+            majority: majority.map(|d| d.to_string()),
+            reports: summary
+                .reports
+                .iter()
+                .map(|(replica, digest)| ReplicaDigest {
+                    replica: *replica,
+                    digest: digest.to_string(),
+                    agrees: majority.map(|m| m == *digest),
+                    differing_tables: summary.differing.get(replica).cloned().unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What `GET /checks` answers: every divergence check this replica keeps, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecksReport {
+    /// The answering replica.
+    pub node: u32,
+    /// The cluster's size: how many reports a check gets when every replica reports.
+    pub nodes: u32,
+    /// The checks.
+    pub checks: Vec<CheckReport>,
 }
 
 impl Report {
@@ -57,6 +129,8 @@ impl Report {
                 retained: 0,
                 rejoining: false,
                 needs_reseed: false,
+                diverged_replicas: Vec::new(),
+                last_check: None,
             };
         };
         let (health, detail) = match &s.health {
@@ -65,6 +139,18 @@ impl Report {
             Health::DatabaseUnavailable { slot, fault } => {
                 ("database-unavailable", Some(format!("PostgreSQL, stopped at slot {slot}: {fault}")))
             }
+            Health::Diverged(d) => (
+                "diverged",
+                Some(format!(
+                    "the divergence check at slot {} found this replica's data different from the majority's \
+                     (digest {}, majority {}; tables {}): it serves no client until a later check finds it \
+                     agreeing; repair or re-seed its database, then run `barista verify`",
+                    d.check,
+                    d.digest,
+                    d.majority,
+                    d.tables.join(", ")
+                )),
+            ),
         };
         Report {
             node,
@@ -88,6 +174,8 @@ impl Report {
             retained: s.core.retained,
             rejoining: s.core.rejoining,
             needs_reseed: s.core.needs_reseed,
+            diverged_replicas: diverged_replicas(&s.checks),
+            last_check: s.checks.last().map(CheckReport::new),
         }
     }
 

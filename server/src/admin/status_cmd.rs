@@ -1,6 +1,6 @@
 //! `barista status`: asks every replica's admin address for its `/status` and prints the cluster
-//! as a table: who is leader, each replica's AP, health and lag behind the furthest replica, and
-//! which replica must be re-seeded.
+//! as a table: who is leader, each replica's AP, health and lag behind the furthest replica,
+//! which replica must be re-seeded, and which ones the divergence checks found diverged.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -16,6 +16,15 @@ const MAX_RESPONSE_BYTES: u64 = 1 << 20;
 
 /// `GET path` from the admin endpoint at `addr`; the body of a `200` answer.
 pub fn http_get(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<String> {
+    http_request("GET", addr, path, timeout)
+}
+
+/// `POST path` (no body) to the admin endpoint at `addr`; the body of a `200` answer.
+pub fn http_post(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<String> {
+    http_request("POST", addr, path, timeout)
+}
+
+fn http_request(method: &str, addr: &str, path: &str, timeout: Duration) -> anyhow::Result<String> {
     let sock = addr
         .to_socket_addrs()
         .with_context(|| format!("resolving {addr}"))?
@@ -24,14 +33,18 @@ pub fn http_get(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<Str
     let mut stream = TcpStream::connect_timeout(&sock, timeout).with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
     let mut response = Vec::new();
     stream.take(MAX_RESPONSE_BYTES).read_to_end(&mut response).with_context(|| format!("reading from {addr}"))?;
     let response = String::from_utf8_lossy(&response);
     let (head, body) = response.split_once("\r\n\r\n").ok_or_else(|| anyhow!("{addr}: malformed HTTP answer"))?;
     let status_line = head.lines().next().unwrap_or("");
     if status_line.split_whitespace().nth(1) != Some("200") {
-        bail!("{addr}: {status_line}");
+        let why = body.trim();
+        if why.is_empty() {
+            bail!("{addr}: {status_line}");
+        }
+        bail!("{addr}: {status_line}: {why}");
     }
     Ok(body.to_owned())
 }
@@ -119,7 +132,26 @@ pub fn table(answers: &[(String, anyhow::Result<Report>)]) -> String {
         [one] => format!("leader: node {one}\n"),
         many => format!("leader: several replicas believe they lead: {many:?} (an election is settling)\n"),
     });
+    out.push_str(&divergence_line(answers));
     out
+}
+
+/// What the divergence checks say, from the replica that applied the newest one.
+fn divergence_line(answers: &[(String, anyhow::Result<Report>)]) -> String {
+    let newest = answers
+        .iter()
+        .filter_map(|(_, a)| a.as_ref().ok())
+        .filter(|r| r.last_check.is_some())
+        .max_by_key(|r| r.last_check.as_ref().map(|c| c.check));
+    let Some(report) = newest else { return "divergence checks: none yet\n".into() };
+    let last = report.last_check.as_ref().map_or(0, |c| c.check);
+    match report.diverged_replicas.as_slice() {
+        [] => format!("divergence checks: no replica diverged (newest check at slot {last})\n"),
+        nodes => format!(
+            "DIVERGENCE: replica(s) {nodes:?} hold data that differs from the majority's (newest check at slot {last}; \
+             `barista verify` shows the digests): repair or re-seed them\n"
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -141,6 +173,8 @@ mod tests {
             retained: 0,
             rejoining: false,
             needs_reseed: false,
+            diverged_replicas: Vec::new(),
+            last_check: None,
         }
     }
 
@@ -157,5 +191,6 @@ mod tests {
         assert!(lines[2].contains("follower") && lines[2].ends_with(" 3"), "lag 12 - 9: {text}");
         assert!(lines[3].contains("unreachable: connection refused"), "{text}");
         assert_eq!(lines[4], "leader: node 0");
+        assert_eq!(lines[5], "divergence checks: none yet");
     }
 }

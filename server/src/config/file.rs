@@ -29,6 +29,7 @@ pub struct FileConfig {
     pub election_timeout_ms: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub idle_txn_timeout_ms: Option<u64>,
+    pub verify_interval_ms: Option<u64>,
     pub batch_max: Option<usize>,
     pub window: Option<usize>,
     pub retain_slots: Option<u64>,

@@ -38,6 +38,8 @@ pub mod defaults {
     pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
     /// Idle transaction timeout.
     pub const IDLE_TXN_TIMEOUT_MS: u64 = 30_000;
+    /// Divergence check period: 10 minutes.
+    pub const VERIFY_INTERVAL_MS: u64 = 600_000;
     /// Commands per slot.
     pub const BATCH_MAX: usize = 256;
     /// Slots in flight.
@@ -183,6 +185,8 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// Idle transaction timeout.
     pub idle_txn_timeout: Duration,
+    /// Period of the divergence check (zero: never).
+    pub verify_interval: Duration,
     /// Commands per slot.
     pub batch_max: usize,
     /// Slots in flight.
@@ -217,6 +221,7 @@ pub(crate) struct Merged {
     pub election_timeout_ms: u64,
     pub request_timeout_ms: u64,
     pub idle_txn_timeout_ms: u64,
+    pub verify_interval_ms: u64,
     pub batch_max: usize,
     pub window: usize,
     pub retain_slots: u64,
@@ -271,6 +276,7 @@ pub(crate) fn merge(args: ServeArgs, matches: &ArgMatches, file: FileConfig) -> 
         election_timeout_ms: layered!(election_timeout_ms),
         request_timeout_ms: layered!(request_timeout_ms),
         idle_txn_timeout_ms: layered!(idle_txn_timeout_ms),
+        verify_interval_ms: layered!(verify_interval_ms),
         batch_max: layered!(batch_max),
         window: layered!(window),
         retain_slots: layered!(retain_slots),

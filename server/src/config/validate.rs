@@ -144,6 +144,7 @@ pub(super) fn validate(m: Merged) -> Result<ServeConfig, ConfigError> {
         election_ticks,
         request_timeout: Duration::from_millis(m.request_timeout_ms),
         idle_txn_timeout: Duration::from_millis(m.idle_txn_timeout_ms),
+        verify_interval: Duration::from_millis(m.verify_interval_ms),
         batch_max: m.batch_max,
         window: m.window,
         retain_slots: m.retain_slots,
