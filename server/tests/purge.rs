@@ -11,9 +11,10 @@
 //! 2. One replica with retention stopped, the load goes on: `Min` stops advancing, so replica 0's
 //!    store grows with every slot (today's default: unbounded while a replica is down), while the
 //!    running replica with retention stays within `RETAIN` plus the slots in flight.
-//! 3. The stopped replica restarts behind the purge point of the leader: it reports
-//!    `needs_reseed` (on `/status` and as a metric), applies nothing, and the cluster keeps
-//!    taking writes.
+//! 3. The stopped replica restarts behind the purge point of the leader, but replica 0 still
+//!    holds the log: it catches up from replica 0 instead of giving up, and never reports
+//!    `needs_reseed` (only a replica behind every peer's purge point must be re-seeded; that case
+//!    is `server/tests/reseed.rs`'s), while the cluster keeps taking writes.
 //!
 //! About 20 s, most of it starting PostgreSQL and ZooKeeper.
 #![cfg(not(madsim))]
@@ -105,7 +106,7 @@ impl StoreCounter {
 }
 
 #[test]
-fn purging_bounds_the_stored_log_and_a_replica_behind_the_purge_point_says_it_needs_a_reseed() {
+fn purging_bounds_the_stored_log_and_a_replica_behind_the_leaders_purge_point_learns_from_another_peer() {
     let mut cluster = Cluster::start("purge", |i| {
         if i == 0 { Vec::new() } else { vec![("BARISTA_RETAIN_SLOTS".into(), RETAIN.to_string())] }
     });
@@ -177,16 +178,17 @@ fn purging_bounds_the_stored_log_and_a_replica_behind_the_purge_point_says_it_ne
         t0.elapsed()
     );
 
-    // 3. It comes back behind the leader's purge point: it says so and stays where it was.
+    // 3. It comes back behind the leader's purge point, not replica 0's: it learns from replica 0.
     cluster.start_replica(down).unwrap_or_else(|e| panic!("restart replica {down}: {e}"));
-    let lagging = wait_for("the restarted replica to report needs_reseed", Duration::from_secs(30), || {
-        LocalCluster::report(&cluster, down).ok().filter(|r| r.needs_reseed)
+    let target = top(&cluster);
+    let caught_up = wait_for("the restarted replica to catch up from replica 0", Duration::from_secs(60), || {
+        let r = LocalCluster::report(&cluster, down).ok()?;
+        assert!(!r.needs_reseed, "replica {down} gave up though replica 0 holds the log: {r:?}");
+        (r.applied >= target).then_some(r)
     });
-    assert!(lagging.applied < stop_slot + 1, "{lagging:?}");
-    assert_ne!(lagging.role.as_deref(), Some("leader"));
-    assert!(cluster.admin_get(down, "/metrics").contains(&format!("barista_needs_reseed{{node=\"{down}\"}} 1")));
+    assert!(cluster.admin_get(down, "/metrics").contains(&format!("barista_needs_reseed{{node=\"{down}\"}} 0")));
     let before = load.acked();
     wait_for("writes to go on", Duration::from_secs(20), || (load.acked() >= before + 50).then_some(()));
     load.stop();
-    assert_eq!(cluster.report(down).applied, lagging.applied, "applied nothing it could not have");
+    eprintln!("[{:?}] replica {down} caught up from replica 0 to slot {}", t0.elapsed(), caught_up.applied);
 }

@@ -24,6 +24,8 @@ use thrift::transport::{
 
 pub use barista_server::local_cluster::REPLICAS;
 
+pub mod load;
+
 /// The generated Thrift client over a buffered TCP connection.
 pub type Client = BaristaSyncClient<
     TBinaryInputProtocol<TBufferedReadTransport<ReadHalf<TTcpChannel>>>,
