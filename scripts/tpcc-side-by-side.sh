@@ -179,6 +179,10 @@ fi
 if has multi-paxos || has paxos; then
     ZK_DIR=$DIR/zk
     port zk
+    # Both clusters keep every log slot in this ZooKeeper (Barista purges only with retain_slots),
+    # about 90 MB per loaded warehouse: zk.sh's default 512 MB heap ran out of breath under a full
+    # warehouse (GC pauses, sessions expired, the load failed).
+    export ZK_JAVA_OPTS=${ZK_JAVA_OPTS:--Xms256m -Xmx4g -XX:+UseSerialGC -XX:-UsePerfData}
     "$SCRIPTS/zk.sh" start "$ZK_DIR" "$zk"
 fi
 start_barista() { # NAME PROTOCOL
