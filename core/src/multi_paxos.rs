@@ -440,7 +440,7 @@ impl Replica {
         let majority = self.cfg.majority();
         let me = self.cfg.id as usize;
         let Some(l) = self.leadership() else {
-            if now >= self.mp.election_deadline && !self.rejoining() {
+            if now >= self.mp.election_deadline && !self.rejoining() && self.min() >= self.lost_below {
                 self.mp_campaign();
             }
             self.mp_retry_forwards();

@@ -156,6 +156,11 @@ pub struct Replica {
     pub(crate) violation: Option<String>,
     /// Set while rejoining after the acceptor state was lost.
     pub(crate) rejoin: Option<Rejoin>,
+    /// After lost acceptor state: the slots below this one were applied here, but their values
+    /// are gone with the store. Until every replica has applied them (`Min()` reaches this), this
+    /// replica must not lead: a follower that lacks one would ask it in vain, and a leader
+    /// re-prepares only from its own decided prefix on (found by the property tests).
+    pub(crate) lost_below: Slot,
 }
 
 impl Replica {
@@ -216,6 +221,7 @@ impl Replica {
             outbox: Vec::new(),
             violation: None,
             rejoin: None,
+            lost_below: 0,
             cfg,
         };
         replica.debug_check();
@@ -233,6 +239,7 @@ impl Replica {
             RecoverError::Config(c) => c,
             RecoverError::Gap { .. } => unreachable!("an empty log has no gap"),
         })?;
+        replica.lost_below = applied + 1;
         replica.rejoin_start();
         replica.debug_check();
         Ok(replica)
