@@ -69,6 +69,8 @@ pub struct SimCluster {
     pub zk: madsim::task::NodeId,
     /// Whether the ZooKeeper stand-in is running.
     pub zk_up: bool,
+    /// Replicas whose acceptor state was deleted and that have not been seen rejoined since.
+    lost: Vec<bool>,
 }
 
 impl SimCluster {
@@ -128,7 +130,18 @@ impl SimCluster {
                     .id()
             })
             .collect();
-        SimCluster { cfg: cfg.clone(), ids, disks, up: vec![true; n], handles, faults_on, applied, zk, zk_up: true }
+        SimCluster {
+            cfg: cfg.clone(),
+            ids,
+            disks,
+            up: vec![true; n],
+            handles,
+            faults_on,
+            applied,
+            zk,
+            zk_up: true,
+            lost: vec![false; n],
+        }
     }
 
     /// Kills replica `i`: its memory, connections and open transactions are gone.
@@ -154,6 +167,27 @@ impl SimCluster {
     pub fn restart(&mut self, i: usize) {
         Handle::current().restart(self.ids[i]);
         self.up[i] = true;
+    }
+
+    /// Kills replica `i`, deletes its acceptor state (its ZooKeeper nodes; its database stays)
+    /// and restarts it: it must rejoin without contradicting the votes it forgot.
+    pub fn lose_acceptor_state(&mut self, i: usize) {
+        self.crash(i);
+        self.disks[i].store.wipe();
+        self.restart(i);
+        self.lost[i] = true;
+    }
+
+    /// True if a replica other than `i` lost its acceptor state and has not been seen rejoined.
+    /// Two at once could have lost a majority's votes: no protocol recovers from that alone, and
+    /// the rejoin waits for an operator instead.
+    pub fn another_lost(&mut self, i: usize) -> bool {
+        for j in 0..self.lost.len() {
+            if self.lost[j] && self.status(j).is_some_and(|s| !s.core.rejoining) {
+                self.lost[j] = false;
+            }
+        }
+        self.lost.iter().enumerate().any(|(j, lost)| j != i && *lost)
     }
 
     /// The status of replica `i`, if it is running and started.

@@ -38,6 +38,9 @@ pub struct Faults {
     pub pauses: bool,
     /// Cut single directions of links between replicas (one-way partitions).
     pub one_way: bool,
+    /// Delete a replica's acceptor state (its ZooKeeper nodes) and restart it, one replica at
+    /// a time.
+    pub lost_state: bool,
 }
 
 /// Workload mix: how many clients of each kind.
@@ -94,6 +97,7 @@ impl SimConfig {
             database_outages: hostile && rng.random_bool(0.3),
             pauses: false,
             one_way: false,
+            lost_state: false,
         };
         let workload = Workload {
             inserters: rng.random_range(1..=3),
@@ -116,6 +120,7 @@ impl SimConfig {
         // Likewise for the faults added after registers.
         cfg.faults.pauses = hostile && rng.random_bool(0.4);
         cfg.faults.one_way = hostile && cfg.faults.partitions && rng.random_bool(0.5);
+        cfg.faults.lost_state = hostile && cfg.faults.crashes && rng.random_bool(0.4);
         cfg
     }
 }
@@ -126,7 +131,7 @@ impl fmt::Display for SimConfig {
         write!(
             f,
             "seed={} nodes={} protocol={:?} drop={:.3} dup={:.3} delay={:.3}/{:?} events every {:?} \
-             crashes={} partitions={} one_way={} pauses={} store_outages={} store_slowness={} db_outages={} store_latency={:?} \
+             crashes={} lost_state={} partitions={} one_way={} pauses={} store_outages={} store_slowness={} db_outages={} store_latency={:?} \
              inserters={} bankers={} registers={} requests={} \
              fault_phase={:?}",
             self.seed,
@@ -138,6 +143,7 @@ impl fmt::Display for SimConfig {
             fl.delay_max,
             fl.event_every,
             fl.crashes,
+            fl.lost_state,
             fl.partitions,
             fl.one_way,
             fl.pauses,
@@ -170,6 +176,7 @@ mod tests {
         }
         assert!(runs.iter().any(|r| r.faults.crashes) && runs.iter().any(|r| !r.faults.crashes));
         assert!(runs.iter().any(|r| r.faults.pauses) && runs.iter().any(|r| r.faults.one_way));
+        assert!(runs.iter().any(|r| r.faults.lost_state) && runs.iter().any(|r| !r.faults.lost_state));
         assert!((0..=2).all(|n| runs.iter().any(|r| r.workload.registers == n)));
     }
 }

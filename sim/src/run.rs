@@ -244,9 +244,10 @@ fn converged(cluster: &SimCluster) -> Option<u64> {
     done.then_some(first.applied)
 }
 
-/// Pauses or resumes a replica, and cuts or restores one direction of a link between two
-/// replicas, each at random and only if the seed enables it; returns how many it did. (Resuming a
-/// replica that crashed meanwhile is harmless: a restarted node runs unpaused.)
+/// Pauses or resumes a replica, cuts or restores one direction of a link between two replicas,
+/// and deletes a replica's acceptor state, each at random and only if the seed enables it;
+/// returns how many it did. (Resuming a replica that crashed meanwhile is harmless: a restarted
+/// node runs unpaused.)
 fn inject_more(
     cluster: &mut SimCluster,
     rng: &mut StdRng,
@@ -254,7 +255,7 @@ fn inject_more(
     clogged_links: &mut Vec<(madsim::task::NodeId, madsim::task::NodeId)>,
 ) -> usize {
     let n = cluster.up.len();
-    let f = &cluster.cfg.faults;
+    let f = cluster.cfg.faults.clone();
     let mut events = 0;
     if f.pauses && rng.random_bool(0.3) {
         if !paused.is_empty() && rng.random_bool(0.5) {
@@ -285,6 +286,13 @@ fn inject_more(
             }
         }
         events += 1;
+    }
+    if f.lost_state && rng.random_bool(0.1) {
+        let i = rng.random_range(0..n);
+        if cluster.up[i] && !cluster.another_lost(i) {
+            cluster.lose_acceptor_state(i);
+            events += 1;
+        }
     }
     events
 }
