@@ -3,7 +3,7 @@
 //!
 //! - `psql` runs a scripted session (DDL, DML, a committed and a rolled-back transaction, a
 //!   unique violation and a determinism refusal with their SQLSTATEs, NULLs, several statements
-//!   in one query, and the catalog queries behind `\dt` and `\d`); its output is checked and
+//!   in one query, and the catalog queries behind `\dt`, `\d` and `\d TABLE`); its output is checked and
 //!   every replica's own PostgreSQL must hold the rows;
 //! - a wrong password is refused (28P01);
 //! - `tokio-postgres` uses the extended protocol: prepared statements with parameters (NULL
@@ -53,6 +53,7 @@ INSERT INTO pets VALUES (7, 'Bo', NULL, NULL); INSERT INTO pets VALUES (8, 'Cy',
 SELECT id, name, born, weight FROM pets ORDER BY id;
 \dt
 \d
+\d pets
 ";
 
 const EXPECTED: &[&str] = &[
@@ -85,6 +86,9 @@ const EXPECTED: &[&str] = &[
     "public | pets | table | postgres",
     "List of relations",
     "public | pets | table | postgres",
+    // \d pets: columns, then the primary key from the catalog functions psql calls.
+    "Table \"public.pets\"",
+    "\"pets_pkey\" PRIMARY KEY, btree (id)",
 ];
 
 const PETS_QUERY: &str =

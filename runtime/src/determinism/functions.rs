@@ -523,6 +523,29 @@ const PURE: &[&str] = &[
     "current_setting",
     "pg_typeof",
     "format_type",
+    // Catalog readers that psql's `\d` and drivers' metadata queries call: they render or test
+    // catalog rows, which every replica holds alike (object ids may differ between replicas, but
+    // these only read a catalog row by id, they do not expose the counter).
+    "pg_get_expr",
+    "pg_get_constraintdef",
+    "pg_get_indexdef",
+    "pg_get_triggerdef",
+    "pg_get_viewdef",
+    "pg_get_ruledef",
+    "pg_get_partkeydef",
+    "pg_get_userbyid",
+    "pg_get_function_arguments",
+    "pg_get_function_identity_arguments",
+    "pg_get_function_result",
+    "pg_get_statisticsobjdef_columns",
+    "pg_relation_is_publishable",
+    "pg_table_is_visible",
+    "pg_type_is_visible",
+    "pg_function_is_visible",
+    "pg_encoding_to_char",
+    "obj_description",
+    "col_description",
+    "shobj_description",
 ];
 
 /// The class of a call to `callee` with `arg_count` arguments (`None`: no parentheses).

@@ -52,6 +52,41 @@ fn fixture_statements_are_accepted_unchanged() {
     }
 }
 
+/// What psql 15 sends for `\d t` (abridged to the queries that call catalog functions): reads,
+/// accepted unchanged, so that psql works through Barista's PostgreSQL port.
+#[test]
+fn psql_describe_queries_are_accepted() {
+    let queries = [
+        "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), \
+         (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true) FROM pg_catalog.pg_attrdef d \
+         WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef), a.attnotnull \
+         FROM pg_catalog.pg_attribute a WHERE a.attrelid = '16385' AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY a.attnum",
+        "SELECT c2.relname, i.indisprimary, pg_catalog.pg_get_indexdef(i.indexrelid, 0, true), \
+         pg_catalog.pg_get_constraintdef(con.oid, true) FROM pg_catalog.pg_class c, pg_catalog.pg_class c2, \
+         pg_catalog.pg_index i LEFT JOIN pg_catalog.pg_constraint con ON (conrelid = i.indrelid AND \
+         conindid = i.indexrelid) WHERE c.oid = '16385' AND c.oid = i.indrelid AND i.indexrelid = c2.oid \
+         ORDER BY i.indisprimary DESC, c2.relname",
+        "SELECT pubname, NULL, NULL FROM pg_catalog.pg_publication p \
+         JOIN pg_catalog.pg_publication_namespace pn ON p.oid = pn.pnpubid \
+         JOIN pg_catalog.pg_class pc ON pc.relnamespace = pn.pnnspid \
+         WHERE pc.oid = '16385' AND pg_catalog.pg_relation_is_publishable('16385') \
+         UNION SELECT pubname, pg_get_expr(pr.prqual, c.oid), (CASE WHEN pr.prattrs IS NOT NULL THEN \
+         (SELECT string_agg(attname, ', ') FROM pg_catalog.generate_series(0, \
+         pg_catalog.array_upper(pr.prattrs::pg_catalog.int2[], 1)) s, pg_catalog.pg_attribute \
+         WHERE attrelid = pr.prrelid AND attnum = prattrs[s]) ELSE NULL END) \
+         FROM pg_catalog.pg_publication p JOIN pg_catalog.pg_publication_rel pr ON p.oid = pr.prpubid \
+         JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid WHERE pr.prrelid = '16385' \
+         UNION SELECT pubname, NULL, NULL FROM pg_catalog.pg_publication p \
+         WHERE p.puballtables AND pg_catalog.pg_relation_is_publishable('16385') ORDER BY 1",
+    ];
+    for sql in queries {
+        let checked = check(sql, case_timestamp()).unwrap_or_else(|r| panic!("{sql}: {r}"));
+        assert_eq!(checked.verdict, Verdict::Deterministic, "{sql}");
+        assert_eq!(checked.kind, StatementKind::ReadOnly, "{sql}");
+    }
+}
+
 /// `docs/determinism.md` contains exactly the table generated from [`CASES`]. Run with
 /// `BARISTA_UPDATE_DOCS=1` to regenerate it after changing the cases.
 #[test]
