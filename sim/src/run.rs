@@ -287,7 +287,7 @@ fn inject_more(
         }
         events += 1;
     }
-    if f.lost_state && rng.random_bool(0.1) {
+    if f.lost_state && rng.random_bool(0.3) {
         let i = rng.random_range(0..n);
         if cluster.up[i] && !cluster.another_lost(i) {
             cluster.lose_acceptor_state(i);
