@@ -148,6 +148,16 @@ enum Customer {
     LastName(String),
 }
 
+impl Customer {
+    /// The stored procedures' `(c_id, c_last)` arguments: one of the two is set.
+    fn procedure_args(&self) -> (i64, String) {
+        match self {
+            Customer::Id(id) => (*id, String::new()),
+            Customer::LastName(name) => (0, name.clone()),
+        }
+    }
+}
+
 fn int(v: i64) -> Value {
     Value::Int(v)
 }
@@ -384,10 +394,7 @@ impl Terminal {
         let w_id = self.w_id;
         match self.mode {
             Mode::Procedures => {
-                let (c_id, c_last) = match customer {
-                    Customer::Id(id) => (*id, String::new()),
-                    Customer::LastName(name) => (0, name.clone()),
-                };
+                let (c_id, c_last) = customer.procedure_args();
                 session.execute(
                     "SELECT tpcc_payment($1, $2, $3, $4, $5, $6, $7)",
                     &[
@@ -447,10 +454,7 @@ impl Terminal {
         let w_id = self.w_id;
         match self.mode {
             Mode::Procedures => {
-                let (c_id, c_last) = match customer {
-                    Customer::Id(id) => (*id, String::new()),
-                    Customer::LastName(name) => (0, name.clone()),
-                };
+                let (c_id, c_last) = customer.procedure_args();
                 session.execute(
                     "SELECT tpcc_order_status($1, $2, $3, $4)",
                     &[int(w_id), int(d_id), int(c_id), text(c_last)],
