@@ -85,7 +85,7 @@ impl Replica {
         let next = self.decided_upto + 1;
         if floor > next && !entries.iter().any(|(slot, _)| *slot == next) {
             self.learner.beyond |= Replica::bit(from);
-            let all = self.peers().fold(0, |bits, peer| bits | Replica::bit(peer));
+            let all = self.all_peers();
             self.learner.needs_reseed = self.learner.beyond & all == all;
             // Ask another peer now rather than after the retry timeout.
             self.learner.requested = None;

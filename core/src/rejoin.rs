@@ -54,11 +54,6 @@ impl Replica {
         self.rejoin.is_some()
     }
 
-    /// Every peer's bit.
-    fn all_peers(&self) -> u64 {
-        self.peers().fold(0, |bits, peer| bits | Replica::bit(peer))
-    }
-
     /// A peer asks what this replica promised. A replica that is itself rejoining knows nothing
     /// worth reporting, so it stays silent.
     pub(crate) fn on_rejoin_query(&mut self, from: NodeId) {

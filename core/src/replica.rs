@@ -486,6 +486,11 @@ impl Replica {
         1 << node
     }
 
+    /// Every peer's bit.
+    pub(crate) fn all_peers(&self) -> u64 {
+        self.peers().fold(0, |bits, peer| bits | Replica::bit(peer))
+    }
+
     pub(crate) fn is_majority(&self, votes: u64) -> bool {
         votes.count_ones() >= self.cfg.majority()
     }
