@@ -44,8 +44,10 @@ pub mod defaults {
     pub const BATCH_MAX: usize = 256;
     /// Slots in flight.
     pub const WINDOW: usize = 64;
-    /// Off until re-seeding exists (issue 6, item 3): a replica behind the purge point could not
-    /// come back at all.
+    /// Off: the log is purged below `Min()` only, so a replica that was down comes back by
+    /// catch-up, however long it was away, at the cost of ZooKeeper holding the log meanwhile.
+    /// Setting it bounds that; a replica that falls behind every peer's purge point then reports
+    /// `needs_reseed` and comes back with `barista reseed`.
     pub const RETAIN_SLOTS: u64 = 0;
     /// Longest statement: 512 KiB (a log slot holds at most `barista_core::BATCH_BYTES_MAX`).
     pub const MAX_STATEMENT_BYTES: usize = 512 << 10;
