@@ -39,6 +39,7 @@ macro_rules! planted {
     };
 }
 
+pub mod calendar;
 pub mod clock;
 pub mod command;
 pub mod determinism;

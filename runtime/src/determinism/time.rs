@@ -13,6 +13,8 @@
 
 use std::fmt::Write as _;
 
+use crate::calendar::civil_from_days;
+
 /// The PostgreSQL setting through which the executor pins the transaction timestamp.
 ///
 /// The executor sets it at the start of every transaction it runs (see [`pin_timestamp_sql`]);
@@ -79,23 +81,6 @@ impl TxnTimestamp {
         );
         text
     }
-}
-
-/// The proleptic Gregorian date of a day number (days since 1970-01-01).
-///
-/// Howard Hinnant's `civil_from_days`: exact for every day in range, with no tables and no
-/// dependency on a date library for one conversion.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let shifted = days + 719_468; // days since 0000-03-01
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// The statement the executor runs first in every transaction, so that stored expressions
