@@ -3,6 +3,8 @@
 #
 #   scripts/pg.sh start DIR PORT   init DIR if needed, start, wait until it accepts connections
 #   scripts/pg.sh stop DIR         stop the server whose postmaster.pid is in DIR (fast mode)
+#   scripts/pg.sh crash DIR        stop it as a crash would (immediate mode: what was not yet
+#                                  written out of PostgreSQL's WAL buffers is lost; tests only)
 #   scripts/pg.sh status DIR       print its state; exit 0 running, 3 stopped, 4 no cluster
 #
 # DIR is the data directory itself. The server listens on 127.0.0.1:PORT only,
@@ -35,7 +37,7 @@ umask 022
 unset PGDATA PGPORT PGHOST PGHOSTADDR PGUSER PGDATABASE PGOPTIONS PGSERVICE
 
 usage() {
-    die "usage: $0 start DIR PORT | stop DIR | status DIR"
+    die "usage: $0 start DIR PORT | stop DIR | crash DIR | status DIR"
 }
 
 # Run a command as the server's user, from / (as `postgres`, a current
@@ -164,8 +166,9 @@ EOF
 }
 
 cmd_stop() {
+    local mode=$1
     running_pid >/dev/null || return 0
-    if ! as_pg "$BIN/pg_ctl" -D "$DIR" -m fast -w -t "${PG_STOP_TIMEOUT:-60}" stop \
+    if ! as_pg "$BIN/pg_ctl" -D "$DIR" -m "$mode" -w -t "${PG_STOP_TIMEOUT:-60}" stop \
         >/dev/null 2>&1; then
         running_pid >/dev/null || return 0
         log_tail "$DIR/server.log"
@@ -200,7 +203,11 @@ start)
     ;;
 stop)
     (($# == 2)) || usage
-    cmd_stop
+    cmd_stop fast
+    ;;
+crash)
+    (($# == 2)) || usage
+    cmd_stop immediate
     ;;
 status)
     (($# == 2)) || usage

@@ -5,13 +5,19 @@
 //!   peers ─┼─> Replica ──take_ready──> 1. store.persist   (retried until it succeeds; no vote
 //!   client ┘                            2. transport.send    leaves before it is durable)
 //!   requests                            3. executor.apply  -> answer waiting clients
-//!                                                          -> replica.applied(AP)
+//!                                       4. executor.flush  -> replica.applied(AP on disk)
 //! ```
 //!
 //! The same loop runs in production and in the simulation; only the store, backend, transport and
 //! clock differ. A store that is down stops the loop at step 1 (the replica stops voting and
 //! reports itself unhealthy); a database fault stops it at step 3 on that slot, which is retried,
 //! never skipped.
+//!
+//! Step 4 runs at most every [`NodeConfig::flush_every`]: the database commits asynchronously and
+//! one flush waits for the disk for every slot applied since the last one (see
+//! [`Executor::flush`]). A client is answered at step 3, from a slot the replicated log holds
+//! whatever happens to this database; only `Done`, which lets the log forget the slot, waits
+//! for the disk.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -48,6 +54,8 @@ pub struct NodeConfig {
     pub retry: Duration,
     /// An explicit transaction idle this long is rolled back through the log.
     pub idle_txn_timeout: Duration,
+    /// Applied slots are flushed to disk, and reported as `Done`, at most this often.
+    pub flush_every: Duration,
     /// Most client requests queued for the loop.
     pub request_queue: usize,
     /// Called with every slot this replica applies (the simulation checks that all replicas
@@ -76,6 +84,7 @@ impl NodeConfig {
             tick: Duration::from_millis(10),
             retry: Duration::from_millis(100),
             idle_txn_timeout: Duration::from_secs(30),
+            flush_every: Duration::from_millis(50),
             request_queue: 10_000,
             on_apply: None,
         }
@@ -206,6 +215,8 @@ pub struct Node<S: AcceptorStore, B: SqlBackend, C: Clock> {
     waiters: BTreeMap<(ConnId, u64), Vec<Reply>>,
     /// Slots handed out by the core for applying, through this one.
     apply_upto: Slot,
+    /// When the executor last flushed.
+    flushed_at: Instant,
     health: Health,
     idle: Option<IdleTxn>,
     checks: Watch,
@@ -265,6 +276,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         let (status, status_rx) = watch::channel(initial);
         let node = Node {
             apply_upto: executor.applied(),
+            flushed_at: Instant::now(),
             cfg,
             replica,
             store,
@@ -358,6 +370,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             self.apply_upto = self.apply_upto.max(*last);
         }
         self.apply().await;
+        self.flush().await;
         if matches!(self.health, Health::StoreUnavailable(_)) {
             self.set_health(Health::Healthy);
         }
@@ -383,21 +396,46 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
                         self.health = Health::Healthy;
                     }
                     self.answer(applied);
-                    self.replica.applied(self.executor.applied());
                     self.verify_progress();
                 }
                 Err(fault) => {
                     warn!(slot, "cannot apply: {fault}");
-                    self.set_health(Health::DatabaseUnavailable { slot, fault: fault.to_string() });
-                    tokio::time::sleep(self.cfg.retry).await;
-                    // Back to what the database committed; the loop re-feeds from there.
-                    if let Err(e) = self.executor.recover().await {
-                        warn!("database still unavailable: {e}");
-                        tokio::time::sleep(self.cfg.retry).await;
-                    }
+                    self.database_fault(slot, fault).await;
                     return;
                 }
             }
+        }
+    }
+
+    /// Flushes the applied slots to disk when the last flush is `flush_every` old, and reports
+    /// them as this replica's `Done`.
+    async fn flush(&mut self) {
+        if self.executor.durable() == self.executor.applied() || self.flushed_at.elapsed() < self.cfg.flush_every {
+            return;
+        }
+        match self.executor.flush().await {
+            Ok(()) => {
+                self.flushed_at = Instant::now();
+                self.replica.applied(self.executor.durable());
+                if matches!(self.health, Health::DatabaseUnavailable { .. }) {
+                    self.health = Health::Healthy;
+                }
+            }
+            Err(fault) => {
+                warn!("cannot flush the applied slots: {fault}");
+                self.database_fault(self.executor.executed() + 1, fault).await;
+            }
+        }
+    }
+
+    /// Stops at `slot` after a database fault: unhealthy, and back to what the database
+    /// committed, from where the loop feeds the slots again.
+    async fn database_fault(&mut self, slot: Slot, fault: BackendFault) {
+        self.set_health(Health::DatabaseUnavailable { slot, fault: fault.to_string() });
+        tokio::time::sleep(self.cfg.retry).await;
+        if let Err(e) = self.executor.recover().await {
+            warn!("database still unavailable: {e}");
+            tokio::time::sleep(self.cfg.retry).await;
         }
     }
 

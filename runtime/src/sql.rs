@@ -99,6 +99,17 @@ pub trait SqlSession: Send {
         &mut self,
         bookkeeping: &'static [(&'static str, Coverage)],
     ) -> impl Future<Output = Result<DatabaseDigest, BackendFault>> + Send;
+
+    /// Makes every transaction committed so far, on any connection of this database, survive a
+    /// crash of the database server. Called with no transaction open on this session.
+    ///
+    /// A backend whose `COMMIT` is durable when it returns needs nothing here (the default).
+    /// PostgreSQL's connections commit asynchronously (see `postgres`): the executor answers
+    /// clients from the replicated log and only counts a slot as `Done` after a flush, so the
+    /// disk is waited on once per flush instead of once per statement.
+    fn flush(&mut self) -> impl Future<Output = Result<(), BackendFault>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// A replica's database.
@@ -106,7 +117,8 @@ pub trait SqlSession: Send {
 /// To ensure correctness an implementation must:
 /// - give every session its own connection, with PostgreSQL's transaction semantics: committed
 ///   work survives a crash of the replica process, uncommitted work of every session vanishes;
-/// - never lose a committed transaction once `COMMIT` returned.
+/// - never lose a committed transaction once [`SqlSession::flush`] returned after its `COMMIT`,
+///   and lose only a suffix of the commits (in commit order) when it loses any.
 pub trait SqlBackend: Send + Sync + 'static {
     /// A connection.
     type Session: SqlSession + 'static;

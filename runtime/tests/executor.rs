@@ -184,6 +184,26 @@ async fn ap_advances_with_each_slot_and_survives_a_crash() {
     r.ex().apply(9, &Value::Noop).await.expect("slot 9");
 }
 
+/// `Done` (`durable`) is AP as of the last flush: never a slot that is committed but maybe not on
+/// disk, never a slot inside the open transaction; and a restart counts what it finds committed.
+#[tokio::test]
+async fn durable_ap_follows_flushes_not_commits() {
+    let mut r = Replica::new().await;
+    setup(&mut r, &[A, B]).await;
+    assert_eq!((r.ex().applied(), r.ex().durable()), (2, 0));
+    r.ex().flush().await.expect("flush");
+    assert_eq!(r.ex().durable(), 2);
+    r.run(cmd(A, 3, Op::Begin)).await;
+    r.run(cmd(A, 4, insert("t", 1))).await;
+    r.ex().flush().await.expect("flush");
+    assert_eq!((r.ex().executed(), r.ex().applied(), r.ex().durable()), (4, 2, 2), "inside the open transaction");
+    r.run(cmd(A, 5, Op::Commit)).await;
+    assert_eq!((r.ex().applied(), r.ex().durable()), (5, 2));
+    r.run(cmd(B, 2, insert("t", 2))).await;
+    r.crash().await;
+    assert_eq!((r.ex().applied(), r.ex().durable()), (6, 6), "a restart flushes what it finds");
+}
+
 #[tokio::test]
 async fn a_retry_gets_the_recorded_outcome_and_runs_once() {
     let mut r = Replica::new().await;

@@ -148,13 +148,26 @@ impl Cluster {
     /// Test data need not survive a power failure; fsync would make every commit and every
     /// `CREATE DATABASE` wait for the disk.
     fn skip_fsync(&self) {
+        self.alter_system("fsync = off");
+    }
+
+    /// `ALTER SYSTEM SET {setting}`, in force at once.
+    fn alter_system(&self, setting: &str) {
         let conninfo = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port);
         let out = Command::new(Path::new(&self.bindir()).join("psql"))
-            .args(["-qAtX", "-d", &conninfo, "-c", "ALTER SYSTEM SET fsync = off", "-c", "SELECT pg_reload_conf()"])
+            .args([
+                "-qAtX",
+                "-d",
+                &conninfo,
+                "-c",
+                &format!("ALTER SYSTEM SET {setting}"),
+                "-c",
+                "SELECT pg_reload_conf()",
+            ])
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("running psql: {e}"));
-        assert!(out.status.success(), "turning fsync off: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "ALTER SYSTEM SET {setting}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn bindir(&self) -> String {
@@ -172,6 +185,12 @@ impl Cluster {
     /// Stops the server (fast shutdown: sessions are terminated, open transactions roll back).
     fn stop(&self) {
         run_script("pg.sh", &["stop", self.data()]).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Stops the server as a crash would: immediate shutdown, without writing out the WAL
+    /// buffers, so asynchronous commits not yet written are lost.
+    fn crash(&self) {
+        run_script("pg.sh", &["crash", self.data()]).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Starts it again on the same port.
@@ -635,6 +654,34 @@ async fn a_stopped_server_is_a_fault_until_it_is_back() {
     assert_eq!(ok(b, "SELECT id FROM t", &[]).await.rows, [vec![SqlValue::Int(1)]], "the open transaction rolled back");
     assert!(fault(&mut a, "SELECT 1").await.0.contains("earlier fault"));
     eprintln!("fault after the stop: {first}");
+}
+
+/// Sessions commit asynchronously (the executor waits for the disk once per flush, not per
+/// statement), and a flush makes every earlier commit, on any session, survive a crash.
+#[tokio::test]
+async fn a_flush_keeps_every_earlier_commit_through_a_crash() {
+    let cluster = Cluster::start("crash");
+    // Only a flush writes the WAL out in time: the WAL writer would otherwise do it within
+    // 200 ms, and the test could not tell a flush from none.
+    cluster.alter_system("wal_writer_delay = '10s'");
+    let backend = cluster.backend("postgres");
+    let (mut a, mut b) = (connect(&backend).await, connect(&backend).await);
+    assert_eq!(row(&mut a, "SHOW synchronous_commit", &[]).await, [text("off")]);
+    ok(&mut a, "CREATE TABLE t (id int4 PRIMARY KEY)", &[]).await;
+    ok(&mut a, "INSERT INTO t VALUES (1)", &[]).await;
+    ok(&mut b, "INSERT INTO t VALUES (2)", &[]).await;
+    b.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    ok(&mut a, "INSERT INTO t VALUES (3)", &[]).await;
+    cluster.crash();
+    cluster.restart();
+    let mut c = connect(&backend).await;
+    let ids: Vec<_> = ok(&mut c, "SELECT id FROM t ORDER BY id", &[]).await.rows.concat();
+    // 3 was committed after the flush: the crash may take it back, and nothing else.
+    assert!(ids.starts_with(&[SqlValue::Int(1), SqlValue::Int(2)]), "flushed commits lost in the crash: {ids:?}");
+    assert!(ids.len() <= 3, "{ids:?}");
+    // A flush on a session whose server went away is a fault, and the session is closed.
+    let gone = a.flush().await.err().unwrap_or_else(|| panic!("a flush after the crash succeeded"));
+    assert!(fault(&mut a, "SELECT 1").await.0.contains("earlier fault"), "{gone}");
 }
 
 #[tokio::test]

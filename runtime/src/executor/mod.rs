@@ -11,6 +11,11 @@
 //!   in the middle of a slot, also moves AP to just past itself in the same transaction, so a
 //!   replay never starts inside a transaction that has durably ended (where commands that were
 //!   busy would run);
+//! - commits need not be on disk when a slot is answered: the replicated log holds the slot, and
+//!   a database that crashes comes back at an earlier AP and applies the rest again. So
+//!   PostgreSQL commits asynchronously, and [`Executor::flush`] waits for the disk once for many
+//!   slots; only flushed slots count as `Done` ([`Executor::durable`]), which lets the log forget
+//!   them;
 //! - each request's outcome is written in the same transaction as its effects, so a retried or
 //!   replayed `(conn, request_seq)` returns the recorded outcome and runs nothing;
 //! - which command may run is decided by [`policy`], from the log alone.
@@ -80,8 +85,12 @@ pub struct Executor<B: SqlBackend> {
     sessions: BTreeMap<ConnId, Session<B::Session>>,
     /// The session holding the cluster's one open transaction.
     open_txn: Option<ConnId>,
-    /// AP as committed in the database.
-    durable_ap: Slot,
+    /// AP as committed in the database: visible, but maybe not yet on disk (see
+    /// [`Executor::flush`]).
+    committed_ap: Slot,
+    /// AP as of the last flush: on disk, so a crash of the database cannot take it back. This is
+    /// the replica's `Done`.
+    flushed_ap: Slot,
     /// AP written inside the open transaction, durable at its commit.
     pending_ap: Slot,
     /// Every slot up to here was executed (maybe not yet durable, inside an open transaction).
@@ -114,7 +123,8 @@ impl<B: SqlBackend> Executor<B> {
             book,
             sessions: BTreeMap::new(),
             open_txn: None,
-            durable_ap: 0,
+            committed_ap: 0,
+            flushed_ap: 0,
             pending_ap: 0,
             executed: 0,
             faulted: false,
@@ -149,9 +159,14 @@ impl<B: SqlBackend> Executor<B> {
     }
 
     async fn load(&mut self) -> Result<(), BackendFault> {
-        (self.durable_ap, self.skip) = bookkeeping::read_ap(&mut self.book).await?;
-        self.pending_ap = self.durable_ap;
-        self.executed = self.durable_ap;
+        (self.committed_ap, self.skip) = bookkeeping::read_ap(&mut self.book).await?;
+        // What a crash of the database could still take back is made durable before it counts
+        // as `Done`: after a restart of the replica process alone, commits that were not yet on
+        // disk are visible here.
+        self.book.flush().await?;
+        self.flushed_ap = self.committed_ap;
+        self.pending_ap = self.committed_ap;
+        self.executed = self.committed_ap;
         self.open_txn = None;
         self.sessions = bookkeeping::read_sessions(&mut self.book)
             .await?
@@ -177,9 +192,32 @@ impl<B: SqlBackend> Executor<B> {
         std::mem::take(&mut self.digests)
     }
 
-    /// AP: every slot through this one is committed in the database. This is the replica's `Done`.
+    /// AP: every slot through this one is committed in the database (a crash of the database
+    /// may still take back what [`Executor::flush`] has not made durable; the log has it).
     pub fn applied(&self) -> Slot {
-        self.durable_ap
+        self.committed_ap
+    }
+
+    /// AP as of the last [`Executor::flush`]: every slot through this one is on disk. This is the
+    /// replica's `Done`, which lets the other replicas forget the slots: it must never count a
+    /// slot that the database could lose, since no log would hold it any more.
+    pub fn durable(&self) -> Slot {
+        self.flushed_ap
+    }
+
+    /// Makes every commit so far durable, and so [`Executor::applied`] the new
+    /// [`Executor::durable`]. Slots are applied with asynchronous commits (see
+    /// [`SqlSession::flush`]): what a client is answered from is safe in the replicated log, and
+    /// a database that crashes before the flush comes back at an earlier AP and replays the
+    /// rest, which the log still holds because `Done` never passed the flushed AP. One flush
+    /// covers every commit before it, on every connection: a group commit.
+    pub async fn flush(&mut self) -> Result<(), BackendFault> {
+        if self.committed_ap > self.flushed_ap {
+            let ap = self.committed_ap;
+            self.book.flush().await?;
+            self.flushed_ap = ap;
+        }
+        Ok(())
     }
 
     /// Every slot through this one was executed; those above [`Executor::applied`] are inside the
@@ -241,7 +279,7 @@ impl<B: SqlBackend> Executor<B> {
             Some(_) => {}
             None => {
                 bookkeeping::write_ap(&mut self.book, slot).await?;
-                self.durable_ap = slot;
+                self.committed_ap = slot;
                 self.pending_ap = slot;
             }
         }
@@ -421,7 +459,7 @@ impl<B: SqlBackend> Executor<B> {
         bookkeeping::record(book, conn, request_seq, &outcome, state).await?;
         bookkeeping::write_position(book, slot - 1, index + 1).await?;
         begin_or_fault(book.execute("COMMIT", &[]).await?)?;
-        self.durable_ap = slot - 1;
+        self.committed_ap = slot - 1;
         self.pending_ap = slot - 1;
         self.remember(conn, request_seq, &outcome);
         if let Some(s) = self.sessions.get_mut(&conn) {
@@ -661,7 +699,7 @@ impl<B: SqlBackend> Executor<B> {
                 }
                 let outcome = match (committing, result) {
                     (true, Ok(_)) => {
-                        self.durable_ap = self.pending_ap;
+                        self.committed_ap = self.pending_ap;
                         self.remember(conn, request_seq, &Outcome::Done);
                         return Ok(Outcome::Done);
                     }
@@ -676,7 +714,7 @@ impl<B: SqlBackend> Executor<B> {
                 return self.finish_txn_end(conn, request_seq, outcome, SessionState::Open).await;
             }
         };
-        self.pending_ap = self.durable_ap;
+        self.pending_ap = self.committed_ap;
         self.finish_autocommit(conn, request_seq, outcome, SessionState::Open).await
     }
 
@@ -685,7 +723,7 @@ impl<B: SqlBackend> Executor<B> {
         if in_txn {
             let _ = self.control(conn, "ROLLBACK").await?;
             self.open_txn = None;
-            self.pending_ap = self.durable_ap;
+            self.pending_ap = self.committed_ap;
         }
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.db = None; // closing the connection
@@ -707,7 +745,7 @@ impl<B: SqlBackend> Executor<B> {
         }
         let _ = self.control(conn, "ROLLBACK").await?;
         self.open_txn = None;
-        self.pending_ap = self.durable_ap;
+        self.pending_ap = self.committed_ap;
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.txn = Txn::None;
         }

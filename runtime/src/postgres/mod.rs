@@ -97,6 +97,13 @@ pub const PINNED_SETTINGS: [(&str, &str); 14] = [
     ("default_transaction_read_only", "off"),
 ];
 
+/// Every connection commits asynchronously: `COMMIT` returns before the write-ahead log is on
+/// disk. The executor's [`SqlSession::flush`] waits for the disk once for all commits before it,
+/// and only flushed slots count as this replica's `Done`, so the slots a crash of PostgreSQL
+/// could take back stay in the replicated log and are applied again (see `executor`). Set after
+/// [`PINNED_SETTINGS`] and before the connection string's `options`, which may override it.
+pub const ASYNC_COMMIT: (&str, &str) = ("synchronous_commit", "off");
+
 /// How long `connect` waits for a server that does not answer, unless the connection string says.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -142,8 +149,12 @@ impl PgBackend {
     /// A backend for an already built configuration; adds Barista's settings as
     /// [`PgBackend::new`] does.
     pub fn from_config(mut config: Config) -> PgBackend {
-        let mut options: String =
-            PINNED_SETTINGS.iter().map(|(name, value)| format!("-c {name}={value}")).collect::<Vec<_>>().join(" ");
+        let mut options: String = PINNED_SETTINGS
+            .iter()
+            .chain([&ASYNC_COMMIT])
+            .map(|(name, value)| format!("-c {name}={value}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         if let Some(theirs) = config.get_options() {
             options.push(' ');
             options.push_str(theirs);
@@ -252,6 +263,10 @@ impl SqlSession for PgSession {
     ) -> impl Future<Output = Result<crate::verify::DatabaseDigest, BackendFault>> + Send {
         self.checksum_now(bookkeeping)
     }
+
+    fn flush(&mut self) -> impl Future<Output = Result<(), BackendFault>> + Send {
+        self.flush_now()
+    }
 }
 
 impl PgSession {
@@ -266,6 +281,29 @@ impl PgSession {
             in_flight.session.close(fault.clone());
         }
         result
+    }
+
+    /// Waits until the write-ahead log is on disk through every commit so far, on any connection
+    /// (they all commit asynchronously, see [`ASYNC_COMMIT`]). One round trip: a transaction that
+    /// wrote no WAL does not wait for the disk at `COMMIT`, even with a transaction id (found by
+    /// `runtime/tests/postgres.rs`), so this one writes a transactional logical-decoding message
+    /// (any user may, at any `wal_level`, and it touches no table, so no lock of an open client
+    /// transaction can block it) and commits synchronously; flushing the log up to its commit
+    /// record flushes every commit before it.
+    async fn flush_now(&mut self) -> Result<(), BackendFault> {
+        if let Some(fault) = &self.broken {
+            return Err(BackendFault(format!("session closed after an earlier fault ({})", fault.0)));
+        }
+        const FLUSH: &str = "BEGIN; SET LOCAL synchronous_commit = on; \
+                             SELECT pg_catalog.pg_logical_emit_message(true, 'barista', 'flush'); COMMIT";
+        let mut in_flight = InFlight { session: self, finished: false };
+        let result = in_flight.session.client.simple_query(FLUSH).await;
+        in_flight.finished = true;
+        result.map(drop).map_err(|e| {
+            let fault = BackendFault(format!("flushing PostgreSQL's write-ahead log: {e}"));
+            in_flight.session.close(fault.clone());
+            fault
+        })
     }
 
     /// Marks the session unusable and closes its connection, so PostgreSQL rolls back its
