@@ -32,8 +32,10 @@ pub mod defaults {
     pub const TICK_MS: u64 = 10;
     /// Leader heartbeat period.
     pub const HEARTBEAT_MS: u64 = 50;
-    /// Election timeout.
-    pub const ELECTION_TIMEOUT_MS: u64 = 500;
+    /// Election timeout: six heartbeats, so one or two lost ones do not start an election; short
+    /// enough that a leader's death is noticed, and a new one elected, within a second (a
+    /// follower waits this plus up to as much again, at random). The integration tests use it.
+    pub const ELECTION_TIMEOUT_MS: u64 = 300;
     /// Client request timeout.
     pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
     /// Idle transaction timeout.

@@ -39,7 +39,7 @@ fn the_file_fills_in_and_defaults_apply() {
     assert_eq!(cfg.client_listen.to_string(), defaults::CLIENT_LISTEN);
     assert_eq!(cfg.protocol, Protocol::MultiPaxos);
     assert_eq!(cfg.tick, Duration::from_millis(10));
-    assert_eq!((cfg.heartbeat_ticks, cfg.election_ticks), (5, 50));
+    assert_eq!((cfg.heartbeat_ticks, cfg.election_ticks), (5, 30));
     assert_eq!(cfg.limits.max_batch_len, defaults::MAX_BATCH_LEN);
 }
 
