@@ -16,7 +16,7 @@
 //!                                     |
 //!                                take_ready()
 //!                                     v
-//!        Ready { 1. persist -> 2. messages -> 3. decided (apply in order) }
+//!   Ready { early (any time) | 1. persist -> 2. messages -> 3. decided (apply in order) }
 //! ```
 //!
 //! The core never reads a clock (time is [`Replica::tick`]), never touches the OS random source

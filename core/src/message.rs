@@ -189,6 +189,18 @@ impl Message {
         }
     }
 
+    /// Whether this message may leave before the `Ready` it came in is persisted (see
+    /// [`crate::Ready::early`]): requests and facts that assert nothing about this replica's
+    /// acceptor state. A leader's accepts are the point: its own vote and the followers' are then
+    /// written at the same time instead of one after the other. Promises, votes, refusals and
+    /// fences are never early; nor is anything whose early arrival would gain nothing.
+    pub fn may_precede_persist(&self) -> bool {
+        matches!(
+            self,
+            Message::Accept { .. } | Message::Heartbeat { .. } | Message::Forward { .. } | Message::LearnRequest { .. }
+        )
+    }
+
     /// A short name for traces and message counts.
     pub fn kind(&self) -> &'static str {
         match self {

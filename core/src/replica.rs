@@ -370,7 +370,9 @@ impl Replica {
             persist = Persist::default();
         }
         self.debug_check();
-        Ready { persist, messages: std::mem::take(&mut self.outbox), decided }
+        let (early, messages) =
+            std::mem::take(&mut self.outbox).into_iter().partition(|e| e.message.may_precede_persist());
+        Ready { early, persist, messages, decided }
     }
 
     /// Where this replica stands.

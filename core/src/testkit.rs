@@ -210,7 +210,11 @@ impl Cluster {
         let Some(r) = &mut self.replicas[node as usize] else {
             return;
         };
-        let Ready { persist, messages, decided } = r.take_ready();
+        let Ready { early, persist, messages, decided } = r.take_ready();
+        for m in early.iter().chain(&messages) {
+            *self.sent.entry(m.message.kind()).or_default() += 1;
+        }
+        self.network.extend(early);
         let disk = &mut self.disks[node as usize];
         disk.acceptor.apply(&persist);
         disk.lost &= persist == Persist::default();
@@ -220,9 +224,6 @@ impl Cluster {
                 let first = self.decided.entry(*slot).or_insert_with(|| value.clone());
                 assert_eq!(*first, value, "SAFETY: slot {slot} decided with two values");
             }
-        }
-        for m in &messages {
-            *self.sent.entry(m.message.kind()).or_default() += 1;
         }
         self.network.extend(messages);
         let Some(last) = decided.last().map(|(slot, _)| *slot) else {
@@ -244,6 +245,16 @@ impl Cluster {
     /// Crashes `node`: memory and unprocessed inputs are lost, its disk stays.
     pub fn crash(&mut self, node: NodeId) {
         self.replicas[node as usize] = None;
+    }
+
+    /// Crashes `node` in the middle of its `Ready`: the early messages left, the persist never
+    /// finished (a leader whose accepts went out while its own vote was being written).
+    pub fn crash_while_persisting(&mut self, node: NodeId) {
+        if let Some(r) = &mut self.replicas[node as usize] {
+            let early = r.take_ready().early;
+            self.network.extend(early);
+        }
+        self.crash(node);
     }
 
     /// Crashes `node` and deletes its acceptor state (its ZooKeeper nodes), keeping the applied

@@ -58,6 +58,12 @@ enum Action {
     Propose(NodeId),
     /// Crash a node: its memory and unprocessed inputs are lost, its disk stays.
     Crash(NodeId),
+    /// Deliver a message without processing, then crash the receiver after its early messages
+    /// left and before its persist finished.
+    CrashWhilePersisting(usize),
+    /// A client submits a command at a node, which crashes after its early messages (a leader's
+    /// accepts) left and before its persist (its own vote) finished.
+    ProposeCrashWhilePersisting(NodeId),
     /// Restart a crashed node from its disk.
     Restart(NodeId),
     /// Drive a node through its `Ready`.
@@ -165,6 +171,13 @@ impl Run {
         }
     }
 
+    fn crash_while_persisting(&mut self, node: NodeId) {
+        if self.cluster.is_up(node) {
+            self.cluster.crash_while_persisting(node);
+            self.crashes[node as usize] += 1;
+        }
+    }
+
     /// True if `node` lost its acceptor state and has not rejoined yet.
     fn is_lost(&self, node: NodeId) -> bool {
         self.cluster.disks[node as usize].lost
@@ -210,6 +223,23 @@ impl Run {
                 }
             }
             Action::Crash(node) => self.crash(self.node(node)),
+            Action::CrashWhilePersisting(i) => {
+                if let Some(i) = self.message(i) {
+                    let to = self.cluster.network[i].to;
+                    self.cluster.deliver_unprocessed(i);
+                    self.crash_while_persisting(to);
+                }
+            }
+            Action::ProposeCrashWhilePersisting(node) => {
+                let node = self.node(node);
+                if self.cluster.is_up(node) {
+                    let payload = format!("n{node}-c{}", self.proposed.len());
+                    if self.cluster.replica_mut(node).propose(payload.clone().into()).is_ok() {
+                        self.proposed.push((node, self.crashes[node as usize], payload));
+                    }
+                    self.crash_while_persisting(node);
+                }
+            }
             Action::Restart(node) => self.cluster.restart(self.node(node)),
             Action::Process(node) => self.cluster.process(self.node(node)),
             Action::LoseState(node) => {
@@ -338,12 +368,14 @@ fn action(nodes: u32) -> impl Strategy<Value = Action> {
         10 => msg.clone().prop_map(Action::Deliver),
         2 => msg.clone().prop_map(Action::DeliverUnprocessed),
         2 => msg.clone().prop_map(Action::Drop),
-        1 => msg.prop_map(Action::Duplicate),
+        1 => msg.clone().prop_map(Action::Duplicate),
         8 => (0..nodes).prop_map(Action::Tick),
         3 => Just(Action::TickAll),
         1 => Just(Action::DeliverAll),
         4 => (0..nodes).prop_map(Action::Propose),
         1 => (0..nodes).prop_map(Action::Crash),
+        1 => msg.prop_map(Action::CrashWhilePersisting),
+        1 => (0..nodes).prop_map(Action::ProposeCrashWhilePersisting),
         2 => (0..nodes).prop_map(Action::Restart),
         1 => (0..nodes).prop_map(Action::Process),
         1 => (0..nodes).prop_map(Action::LoseState),

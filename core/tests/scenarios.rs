@@ -40,7 +40,7 @@ fn steady_state_accept_is_one_round_trip_with_exact_messages() {
     leader.propose(Bytes::from_static(b"x")).expect("propose");
     let ready = leader.take_ready();
     let value = batch(0, 0, "x");
-    // The leader's own accept is persisted before the accepts leave.
+    // The leader's own accept is persisted while the accepts go out (they carry no vote).
     assert_eq!(ready.persist.slots.len(), 1);
     assert_eq!(ready.persist.slots[0].0, slot);
     assert_eq!(ready.persist.slots[0].1.n_a, ballot);
@@ -50,7 +50,8 @@ fn steady_state_accept_is_one_round_trip_with_exact_messages() {
         done: decided_upto,
         message: Message::Accept { ballot, slot, value: value.clone(), decided_upto },
     };
-    assert_eq!(ready.messages, vec![accept(1), accept(2)]);
+    assert_eq!(ready.early, vec![accept(1), accept(2)]);
+    assert!(ready.messages.is_empty());
     assert!(ready.decided.is_empty());
 
     // A follower persists the vote, then answers.
@@ -59,15 +60,16 @@ fn steady_state_accept_is_one_round_trip_with_exact_messages() {
     let ready = follower.take_ready();
     assert_eq!(ready.persist.slots.iter().map(|(s, p)| (*s, p.n_a)).collect::<Vec<_>>(), vec![(slot, ballot)]);
     let accepted = Envelope { from: 1, to: 0, done: decided_upto, message: Message::Accepted { ballot, slot } };
-    assert_eq!(ready.messages, vec![accepted.clone()]);
+    assert_eq!(ready.messages, vec![accepted.clone()], "the vote waits for the persist");
+    assert!(ready.early.is_empty());
 
     // One accepted plus the leader's own vote is a majority of three: decided, and broadcast.
     let leader = c.replica_mut(0);
     leader.step(accepted);
     let ready = leader.take_ready();
     assert_eq!(ready.decided, vec![(slot, value)]);
-    assert_eq!(kinds(&ready.messages), vec![("heartbeat", 1), ("heartbeat", 2)]);
-    assert!(matches!(ready.messages[0].message, Message::Heartbeat { decided_upto, .. } if decided_upto == slot));
+    assert_eq!(kinds(&ready.early), vec![("heartbeat", 1), ("heartbeat", 2)]);
+    assert!(matches!(ready.early[0].message, Message::Heartbeat { decided_upto, .. } if decided_upto == slot));
 }
 
 #[test]
@@ -305,7 +307,7 @@ fn a_follower_that_hears_its_leader_does_not_help_a_challenger() {
         Envelope { from: 2, to: 1, done: 0, message: Message::Prepare { ballot: challenger, slot: 1, onward: true } };
     c.replica_mut(1).step(prepare);
     let ready = c.replica_mut(1).take_ready();
-    assert!(ready.messages.is_empty(), "no promise, no nack: {:?}", ready.messages);
+    assert!(ready.messages.is_empty() && ready.early.is_empty(), "no promise, no nack: {ready:?}");
     assert_eq!(c.replica(1).status().promised, term);
     // Once it rejoins, the leader re-elects itself above the challenger's ballot and keeps leading.
     assert!(c.settle(100).is_some());

@@ -1,7 +1,7 @@
 //! The node: one replica's event loop, driving `barista-core` with real (or simulated) IO.
 //!
 //! ```text
-//!   ticks ─┐
+//!   ticks ─┐                            0. transport.send    (early: accepts, heartbeats)
 //!   peers ─┼─> Replica ──take_ready──> 1. store.persist   (retried until it succeeds; no vote
 //!   client ┘                            2. transport.send    leaves before it is durable)
 //!   requests                            3. executor.apply  -> answer waiting clients
@@ -352,6 +352,12 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
     /// Persist, then send, then apply: the order `Ready` demands.
     async fn drive<T: Transport>(&mut self, transport: &mut T) {
         let mut ready = self.replica.take_ready();
+        // Out while the persist runs: a leader's accepts reach the followers, whose writes then
+        // overlap this one. Nothing is stepped before the persist finished (this loop is serial),
+        // as `Ready` requires.
+        for envelope in ready.early.drain(..) {
+            transport.send(envelope);
+        }
         if planted!(ReplyBeforePersist) {
             for envelope in ready.messages.drain(..) {
                 transport.send(envelope);
