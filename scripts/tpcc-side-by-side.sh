@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # TPC-C side by side on this machine, in one invocation: the same warehouses, terminals, mode and
 # durations against
-#   single      one PostgreSQL
-#   sync-rep    PostgreSQL with two synchronous streaming standbys (synchronous_commit = remote_apply)
-#   pgpool      pgpool-II in native replication mode over three PostgreSQL servers
-#   multi-paxos Barista, three replicas, --protocol multi-paxos
-#   paxos       Barista, three replicas, --protocol paxos
-# Every system is started, loaded (same seed) and checked; then the measured runs go round-robin
-# over the systems for --rounds rounds (interleaved, so a noisy moment of the shared machine does
-# not land on one system only); then `check` on every copy of the data, and one ratio table
-# against the single PostgreSQL (barista-tpcc compare), saved with the chart and every report.
+#   single          one PostgreSQL
+#   sync-rep        PostgreSQL with two synchronous streaming standbys (synchronous_commit = remote_apply)
+#   pgpool          pgpool-II in native replication mode over three PostgreSQL servers (scripts/pgpool.sh)
+#   multi-paxos     Barista, three replicas, --protocol multi-paxos, through its Thrift API (barista://)
+#   paxos           Barista, three replicas, --protocol paxos, through its Thrift API
+#   multi-paxos-pg  Barista, three replicas, --protocol multi-paxos, through its PostgreSQL port
+#                   (postgres://, the very client code that measures the three systems above)
+#   paxos-pg        Barista, three replicas, --protocol paxos, through its PostgreSQL port
+# Every system is its own deployment, started, loaded (same seed) through its own target and
+# checked; then the measured runs go round-robin over the systems for --rounds rounds
+# (interleaved, so a noisy moment of the shared machine does not land on one system only); then
+# `check` on every copy of the data, and one ratio table against the first system (barista-tpcc
+# compare), saved with the chart and every report.
 #
 #   scripts/tpcc-side-by-side.sh [--warehouses 1] [--terminals 8] [--warmup 10] [--duration 60]
-#       [--mode procedures|interactive] [--rounds 1] [--systems single,sync-rep,pgpool,multi-paxos,paxos]
-#       [--dir target/tpcc-side-by-side] [--bin target/release] [--test-divisor 1]
+#       [--mode procedures|interactive] [--rounds 1] [--dir target/tpcc-side-by-side]
+#       [--systems single,sync-rep,pgpool,multi-paxos,paxos,multi-paxos-pg,paxos-pg]
+#       [--bin target/release] [--test-divisor 1]
 #
 # Needs release builds (cargo build --release -p barista-server -p barista-tpcc), PostgreSQL and
 # ZooKeeper (scripts/setup.sh), and for pgpool the Debian package pgpool2. Everything it starts
@@ -25,7 +30,7 @@ SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$SCRIPTS")
 
 WAREHOUSES=1 TERMINALS=8 WARMUP=10 DURATION=60 MODE=procedures ROUNDS=1 DIVISOR=1
-SYSTEMS=single,sync-rep,pgpool,multi-paxos,paxos
+SYSTEMS=single,sync-rep,pgpool,multi-paxos,paxos,multi-paxos-pg,paxos-pg
 DIR=$ROOT/target/tpcc-side-by-side
 BIN=$ROOT/target/release
 while (($#)); do
@@ -50,6 +55,12 @@ BARISTA=$BIN/barista
 PG_BIN=$(pg_bindir)
 IFS=, read -r -a SYSTEM_LIST <<<"$SYSTEMS"
 has() { [[ ",$SYSTEMS," == *",$1,"* ]]; }
+for s in "${SYSTEM_LIST[@]}"; do
+    case $s in
+    single | sync-rep | pgpool | multi-paxos | paxos | multi-paxos-pg | paxos-pg) ;;
+    *) die "unknown system $s in --systems (see the top of $0)" ;;
+    esac
+done
 if has pgpool; then
     command -v pgpool >/dev/null || die "pgpool not found: apt-get install pgpool2 (or leave pgpool out of --systems)"
 fi
@@ -59,9 +70,9 @@ mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 chmod 755 "$DIR"
 SEED=${SEED:-20261202}
-read -r -a PORTS <<<"$(free_ports 40 | tr '\n' ' ')"
+read -r -a PORTS <<<"$(free_ports 80 | tr '\n' ' ')"
 next_port=0
-p='' p0='' p1='' p2='' pp='' pcp='' zk=''
+p='' p0='' p1='' p2='' pp='' zk=''
 # port VAR: the next free port into VAR (no subshell, so the counter moves on).
 port() {
     printf -v "$1" '%s' "${PORTS[next_port]}"
@@ -72,15 +83,14 @@ port() {
 BARISTA_PIDS=()
 PG_DIRS=()
 ZK_DIR=
-PGPOOL_CONF=
+PGPOOL_DIR=
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
     local pid
     for pid in "${BARISTA_PIDS[@]}"; do
         pid_alive "$pid" && kill "$pid" 2>/dev/null
     done
-    if [[ -n $PGPOOL_CONF ]]; then
-        runuser -u postgres -- pgpool -f "$PGPOOL_CONF" -m fast stop >/dev/null 2>&1 || true
-    fi
+    [[ -z $PGPOOL_DIR ]] || "$SCRIPTS/pgpool.sh" stop "$PGPOOL_DIR" >/dev/null 2>&1 || true
     local d
     for d in "${PG_DIRS[@]}"; do
         "$SCRIPTS/pg.sh" stop "$d" >/dev/null 2>&1 || true
@@ -124,75 +134,35 @@ if has sync-rep; then
     CHECK[sync-rep]="--target $(url "$p0") --target $(url "$p1") --target $(url "$p2")"
 fi
 if has pgpool; then
-    mkdir -p "$DIR/pgpool" && chown postgres:postgres "$DIR/pgpool"
-    port pp && port pcp
-    conf=$DIR/pgpool/pgpool.conf
-    {
-        echo "backend_clustering_mode = 'native_replication'"
-        echo "listen_addresses = '127.0.0.1'"
-        echo "port = $pp"
-        echo "pcp_listen_addresses = '127.0.0.1'"
-        echo "pcp_port = $pcp"
-        echo "unix_socket_directories = '$DIR/pgpool'"
-        echo "pcp_socket_dir = '$DIR/pgpool'"
-        echo "pid_file_name = '$DIR/pgpool/pgpool.pid'"
-        echo "logdir = '$DIR/pgpool'"
-        echo "num_init_children = $((TERMINALS + 8))"
-        echo "max_pool = 1"
-        echo "enable_pool_hba = off"
-        echo "load_balance_mode = off"
-        echo "replicate_select = off"
-        echo "insert_lock = off"
-        echo "replication_stop_on_mismatch = off"
-        echo "failover_on_backend_error = off"
-        echo "health_check_period = 0"
-        echo "sr_check_period = 0"
-        # SELECT tpcc_...(...) writes: send it to every backend, not only the main one.
-        echo "write_function_list = 'tpcc_.*'"
-        echo "read_only_function_list = ''"
-    } >"$conf"
-    checks=
-    for i in 0 1 2; do
-        port p
-        pg_start "$DIR/pool$i" "$p"
-        {
-            echo "backend_hostname$i = '127.0.0.1'"
-            echo "backend_port$i = $p"
-            echo "backend_weight$i = 1"
-            echo "backend_data_directory$i = '$DIR/pool$i'"
-            echo "backend_flag$i = 'DISALLOW_TO_FAILOVER'"
-        } >>"$conf"
-        checks+=" --target $(url "$p")"
-    done
-    : >"$DIR/pgpool/pcp.conf"
-    chown postgres:postgres "$conf" "$DIR/pgpool/pcp.conf"
-    (cd / && runuser -u postgres -- pgpool -n -f "$conf" -F "$DIR/pgpool/pcp.conf" >"$DIR/pgpool/pgpool.log" 2>&1 &)
-    PGPOOL_CONF=$conf
-    for _ in $(seq 100); do
-        "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$pp" -U postgres && break
-        sleep 0.1
-    done
-    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$pp" -U postgres || { log_tail "$DIR/pgpool/pgpool.log"; die "pgpool did not start"; }
+    port pp && port p0 && port p1 && port p2
+    PGPOOL_DIR=$DIR/pgpool
+    # SELECT tpcc_...(...) writes: send it to every backend, not only the main one.
+    PGPOOL_CHILDREN=$((TERMINALS + 8)) PGPOOL_WRITE_FUNCTIONS='tpcc_.*' \
+        "$SCRIPTS/pgpool.sh" start "$PGPOOL_DIR" "$pp" "$p0" "$p1" "$p2"
     TARGET[pgpool]=$(url "$pp")
-    CHECK[pgpool]=$checks
+    CHECK[pgpool]="--target $(url "$p0") --target $(url "$p1") --target $(url "$p2")"
 fi
-if has multi-paxos || has paxos; then
+if has multi-paxos || has paxos || has multi-paxos-pg || has paxos-pg; then
     ZK_DIR=$DIR/zk
     port zk
-    # Both clusters keep every log slot in this ZooKeeper (Barista purges only with retain_slots),
+    # Every cluster keeps every log slot in this ZooKeeper (Barista purges only with retain_slots),
     # about 90 MB per loaded warehouse: zk.sh's default 512 MB heap ran out of breath under a full
     # warehouse (GC pauses, sessions expired, the load failed).
     export ZK_JAVA_OPTS=${ZK_JAVA_OPTS:--Xms256m -Xmx4g -XX:+UseSerialGC -XX:-UsePerfData}
     "$SCRIPTS/zk.sh" start "$ZK_DIR" "$zk"
 fi
-start_barista() { # NAME PROTOCOL
-    local name=$1 protocol=$2 i peers=() clients=() admins=() pgs=() checks='' a b c d
+# A three-replica Barista cluster measured through FRONT: `thrift` (barista://, barista-client
+# fails over between the replicas) or `pg` (postgres:// listing every replica's pg_listen; the
+# driver's PostgreSQL client, like libpq, connects to the first that answers).
+start_barista() { # NAME PROTOCOL FRONT
+    local name=$1 protocol=$2 front=$3 i peers=() clients=() admins=() pgs=() listens=() checks='' a b c d e
     for i in 0 1 2; do
-        port a && port b && port c && port d
+        port a && port b && port c && port d && port e
         peers+=("127.0.0.1:$a")
         clients+=("127.0.0.1:$b")
         admins+=("127.0.0.1:$c")
         pgs+=("$d")
+        listens+=("127.0.0.1:$e")
     done
     for i in 0 1 2; do
         pg_start "$DIR/$name-pg$i" "${pgs[i]}"
@@ -205,7 +175,7 @@ start_barista() { # NAME PROTOCOL
     )
     for i in 0 1 2; do
         "$BARISTA" serve --node-id "$i" --peers "$peer_list" --client-listen "${clients[i]}" \
-            --admin-listen "${admins[i]}" --postgres "host=127.0.0.1 port=${pgs[i]} user=postgres dbname=postgres" \
+            --admin-listen "${admins[i]}" --pg-listen "${listens[i]}" --postgres "host=127.0.0.1 port=${pgs[i]} user=postgres dbname=postgres" \
             --zookeeper "127.0.0.1:$zk" --zookeeper-root "/tpcc-$name" --protocol "$protocol" \
             >"$DIR/$name-barista$i.log" 2>&1 &
         BARISTA_PIDS+=($!)
@@ -220,14 +190,26 @@ start_barista() { # NAME PROTOCOL
         sleep 0.2
     done
     "$BARISTA" status --admin "$admin_list" || die "Barista $name did not become healthy (logs: $DIR/$name-barista*.log)"
-    TARGET[$name]="barista://$(
-        IFS=,
-        echo "${clients[*]}"
-    )"
+    local list
+    if [[ $front == pg ]]; then
+        list=$(
+            IFS=,
+            echo "${listens[*]}"
+        )
+        TARGET[$name]="postgres://postgres@$list/postgres"
+    else
+        list=$(
+            IFS=,
+            echo "${clients[*]}"
+        )
+        TARGET[$name]="barista://$list"
+    fi
     CHECK[$name]=$checks
 }
-has multi-paxos && start_barista multi-paxos multi-paxos
-has paxos && start_barista paxos paxos
+has multi-paxos && start_barista multi-paxos multi-paxos thrift
+has paxos && start_barista paxos paxos thrift
+has multi-paxos-pg && start_barista multi-paxos-pg multi-paxos pg
+has paxos-pg && start_barista paxos-pg paxos pg
 
 echo "== loading $WAREHOUSES warehouse(s) into each system (seed $SEED)"
 for s in "${SYSTEM_LIST[@]}"; do

@@ -1,8 +1,10 @@
 //! The database under test, behind one small trait: a [`Session`] runs SQL text with `$n`
 //! parameters, and transaction control. Two kinds of target, the same SQL for both:
 //!
-//! - `postgres://user@host:port/db`: PostgreSQL directly (tokio-postgres), or anything that
-//!   speaks its protocol (a synchronous-replication primary, a pgpool-II front).
+//! - `postgres://user@host:port[,host:port...]/db`: PostgreSQL directly (tokio-postgres), or
+//!   anything that speaks its protocol (a synchronous-replication primary, a pgpool-II front,
+//!   Barista's PostgreSQL port). A session whose connection is lost connects again, to the first
+//!   host that accepts, before its next transaction, as an application on libpq would.
 //! - `barista://host:port[,host:port...]`: a Barista cluster through `barista-client`.
 //!
 //! Parameters travel as text and the server reads them as whatever type it inferred for them,
@@ -11,11 +13,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
 pub use barista_client::Value;
+
+/// How long a `postgres://` session whose connection was lost keeps trying to connect again
+/// before it reports the failure (a Barista replica refuses connections while an election runs).
+const RECONNECT_FOR: Duration = Duration::from_secs(10);
+
+/// The pause between two failed attempts to connect again.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
 /// A statement's rows, each cell as text (`None`: NULL).
 #[derive(Clone, Debug, Default)]
@@ -135,15 +145,13 @@ impl Target {
     /// Opens a new session.
     pub fn connect(&self) -> Result<Box<dyn Session>, DbError> {
         match self {
-            Target::Postgres { url, runtime } => {
-                let (client, connection) =
-                    runtime.block_on(tokio_postgres::connect(url, tokio_postgres::NoTls)).map_err(|e| pg_error(&e))?;
-                runtime.spawn(async move {
-                    // Ends when the client is dropped; an error then has nobody to go to.
-                    let _ = connection.await;
-                });
-                Ok(Box::new(PostgresSession { client, runtime: runtime.clone(), statements: HashMap::new() }))
-            }
+            Target::Postgres { url, runtime } => Ok(Box::new(PostgresSession {
+                client: pg_connect(url, runtime)?,
+                url: url.clone(),
+                runtime: runtime.clone(),
+                statements: HashMap::new(),
+                in_transaction: false,
+            })),
             Target::Barista(replicas) => {
                 let cfg = barista_client::ClientConfig {
                     io_timeout: std::time::Duration::from_secs(120),
@@ -159,8 +167,23 @@ impl Target {
 /// A session on PostgreSQL, with its prepared statements by SQL text.
 struct PostgresSession {
     client: tokio_postgres::Client,
+    url: String,
     runtime: Arc<tokio::runtime::Runtime>,
     statements: HashMap<String, tokio_postgres::Statement>,
+    /// Between BEGIN and COMMIT or ROLLBACK. A connection lost there is not replaced: the
+    /// transaction went with it, and the statements after it must not run outside it.
+    in_transaction: bool,
+}
+
+/// A new connection (the first host of the URL that accepts), driven on `runtime`.
+fn pg_connect(url: &str, runtime: &tokio::runtime::Runtime) -> Result<tokio_postgres::Client, DbError> {
+    let (client, connection) =
+        runtime.block_on(tokio_postgres::connect(url, tokio_postgres::NoTls)).map_err(|e| pg_error(&e))?;
+    runtime.spawn(async move {
+        // Ends when the client is dropped; an error then has nobody to go to.
+        let _ = connection.await;
+    });
+    Ok(client)
 }
 
 fn pg_error(e: &tokio_postgres::Error) -> DbError {
@@ -283,10 +306,32 @@ impl PostgresSession {
     fn simple(&mut self, sql: &str) -> Result<(), DbError> {
         self.runtime.block_on(self.client.batch_execute(sql)).map_err(|e| pg_error(&e))
     }
+
+    /// Outside a transaction, replaces a lost connection (its prepared statements went with it),
+    /// trying for up to [`RECONNECT_FOR`].
+    fn reconnect_if_lost(&mut self) -> Result<(), DbError> {
+        if self.in_transaction || !self.client.is_closed() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + RECONNECT_FOR;
+        let client = loop {
+            match pg_connect(&self.url, &self.runtime) {
+                Ok(client) => break client,
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(DbError::other(format!("connection lost; connecting again: {e}")));
+                }
+                Err(_) => std::thread::sleep(RECONNECT_PAUSE),
+            }
+        };
+        self.client = client;
+        self.statements.clear();
+        Ok(())
+    }
 }
 
 impl Session for PostgresSession {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
+        self.reconnect_if_lost()?;
         let statement = match self.statements.get(sql) {
             Some(s) => s.clone(),
             None => {
@@ -319,14 +364,20 @@ impl Session for PostgresSession {
     }
 
     fn begin(&mut self) -> Result<(), DbError> {
-        self.simple("BEGIN")
+        self.reconnect_if_lost()?;
+        self.simple("BEGIN")?;
+        self.in_transaction = true;
+        Ok(())
     }
 
     fn commit(&mut self) -> Result<(), DbError> {
+        // Ends the transaction whatever the answer: a failed COMMIT rolls back.
+        self.in_transaction = false;
         self.simple("COMMIT")
     }
 
     fn rollback(&mut self) -> Result<(), DbError> {
+        self.in_transaction = false;
         self.simple("ROLLBACK")
     }
 }

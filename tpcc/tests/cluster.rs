@@ -2,7 +2,10 @@
 //! `barista://`, `check --after-load` on every replica's own PostgreSQL, `run` in procedures mode
 //! (a follower killed with SIGKILL and restarted in the middle: the issue's fault run in
 //! miniature) and briefly in interactive mode, then `check` again: the consistency conditions hold
-//! on every replica and the three databases are identical.
+//! on every replica and the three databases are identical. Then both modes again through
+//! Barista's PostgreSQL port with the `postgres://` target that measures PostgreSQL itself
+//! (issue 10: one client code for every system); a `postgres://` session carries on at the next
+//! replica of its URL when the one it is connected to is killed; and `check` once more.
 //!
 //! The load is a divided test database (`--test-divisor 10`: 10,000 items, 300 customers per
 //! district, one warehouse), not TPC-C's full warehouse: a debug-build Barista applies about
@@ -18,6 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use barista_server::local_cluster::{LocalCluster, Options, REPLICAS};
+use barista_tpcc::target::{DbError, Session, Target};
 
 /// The `barista` binary of this build (`target/debug/barista`), built if missing.
 fn barista_binary() -> PathBuf {
@@ -63,6 +67,16 @@ fn check_replicas(cluster: &LocalCluster, after_load: bool) {
     let out = tpcc(&args);
     assert!(out.contains("all 3 databases hold identical data"), "{out}");
     assert!(out.contains("check passed"), "{out}");
+}
+
+/// The JSON report of a run: New-Orders completed, none failed.
+fn clean_report(path: &std::path::Path) -> serde_json::Value {
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the JSON report")).expect("valid JSON");
+    assert!(json["tpmc"].as_f64().unwrap_or(0.0) > 0.0, "{json}");
+    assert_eq!(json["errors"].as_u64(), Some(0), "{json}");
+    assert_eq!(json["transactions"][0]["name"].as_str(), Some("New-Order"));
+    json
 }
 
 /// `barista-tpcc run --target TARGET` with `rest` (space-separated) and extra arguments.
@@ -117,16 +131,52 @@ fn load_run_and_check_through_three_replicas() {
     let out = run.wait_with_output().expect("barista-tpcc run");
     println!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "barista-tpcc run failed");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).expect("the JSON report")).expect("valid JSON");
-    assert!(json["tpmc"].as_f64().unwrap_or(0.0) > 0.0, "{json}");
-    assert_eq!(json["errors"].as_u64(), Some(0), "{json}");
-    assert_eq!(json["transactions"][0]["name"].as_str(), Some("New-Order"));
+    clean_report(&report);
     let svg = std::fs::read_to_string(report.with_extension("svg")).expect("the chart");
     assert!(svg.starts_with("<svg"));
 
     // Interactive mode, briefly: Barista serializes its transactions.
     tpcc(&run_args(&barista, "--terminals 2 --warmup 0 --duration 5 --mode interactive --seed 8 --quiet", &[]));
+    check_replicas(&cluster, false);
+
+    // The same through Barista's PostgreSQL port: tokio-postgres's extended protocol (Parse,
+    // Describe, Bind, Execute, binary results), the URL listing every replica as libpq takes it.
+    let pg = format!(
+        "postgres://postgres@{}/postgres",
+        cluster.replicas.iter().map(|r| r.pg_listen.as_str()).collect::<Vec<_>>().join(",")
+    );
+    let report = dir.join("pgwire.json");
+    let report_arg = report.to_string_lossy().into_owned();
+    let procedures = "--terminals 4 --warmup 0 --duration 6 --mode procedures --seed 9 --quiet";
+    tpcc(&run_args(&pg, procedures, &["--report", &report_arg]));
+    let json = clean_report(&report);
+    assert_eq!(json["target"].as_str(), Some(pg.as_str()), "{json}");
+    tpcc(&run_args(&pg, "--terminals 2 --warmup 0 --duration 3 --mode interactive --seed 10 --quiet", &[]));
+
+    // A `postgres://` session outlives the replica it is connected to, as the terminals of a
+    // fault run need: a follower first in the URL is killed, and the session's next statement
+    // runs on the next replica of the URL. (A follower, so that no election is in the way.)
+    let leader = cluster.leader(Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    let first = (leader + 1) % REPLICAS;
+    let order = [first, (first + 1) % REPLICAS, (first + 2) % REPLICAS];
+    let url = format!(
+        "postgres://postgres@{}/postgres",
+        order.iter().map(|&i| cluster.replicas[i].pg_listen.as_str()).collect::<Vec<_>>().join(",")
+    );
+    let mut session = Target::parse(&url).and_then(|t| Ok(t.connect()?)).expect("connecting through the port");
+    let warehouses =
+        |s: &mut dyn Session| -> Result<i64, DbError> { s.execute("SELECT count(*) FROM warehouse", &[])?.int(0, 0) };
+    assert_eq!(warehouses(session.as_mut()).expect("a read through the first replica"), 1);
+    cluster.kill_replica(first).expect("the follower was running");
+    // The statement that meets the closed connection may fail; the next one connects again.
+    let after = warehouses(session.as_mut()).or_else(|e| {
+        println!("first statement after the kill: {e}");
+        warehouses(session.as_mut())
+    });
+    assert_eq!(after.expect("a read through the next replica"), 1);
+    drop(session);
+    cluster.start_replica(first).unwrap_or_else(|e| panic!("restarting replica {first}: {e}"));
+    cluster.wait_ready(Duration::from_secs(60)).unwrap_or_else(|e| panic!("replica {first} back: {e}"));
     check_replicas(&cluster, false);
     println!("whole test took {:.1} s", started.elapsed().as_secs_f64());
 }

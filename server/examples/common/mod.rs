@@ -1,7 +1,7 @@
 //! What the benchmark programs in `examples/` share: a local three-replica cluster started from
 //! the release build next to them, and quantiles of measured latencies.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -11,15 +11,22 @@ use barista_server::local_cluster::{LocalCluster, Options};
 /// (emptied first, removed when the cluster is dropped), running the `barista` binary next to this
 /// program's directory (`target/release/examples/X` runs `target/release/barista`).
 pub fn start_cluster(dir: &Path) -> anyhow::Result<LocalCluster> {
+    let binary = barista_binary()?;
+    let mut opts = Options::new(std::path::absolute(dir)?, &binary);
+    opts.remove_dir = true;
+    println!("starting ZooKeeper, three PostgreSQL servers and three replicas (default settings) ...");
+    LocalCluster::start(opts).context("starting the cluster (run scripts/setup.sh as root first?)")
+}
+
+/// The `barista` binary next to this program's directory (`target/release/examples/X` runs
+/// `target/release/barista`).
+pub fn barista_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("finding this program")?;
     let binary = exe.parent().and_then(|d| d.parent()).map(|d| d.join("barista")).context("locating barista")?;
     if !binary.is_file() {
         bail!("{} not found: build it with `cargo build --release -p barista-server --bin barista`", binary.display());
     }
-    let mut opts = Options::new(std::path::absolute(dir)?, &binary);
-    opts.remove_dir = true;
-    println!("starting ZooKeeper, three PostgreSQL servers and three replicas (default settings) ...");
-    LocalCluster::start(opts).context("starting the cluster (run scripts/setup.sh as root first?)")
+    Ok(binary)
 }
 
 /// The value at quantile `q` (0 to 1) of `sorted` latencies; zero for none.
