@@ -100,6 +100,35 @@ pub trait SqlSession: Send {
         bookkeeping: &'static [(&'static str, Coverage)],
     ) -> impl Future<Output = Result<DatabaseDigest, BackendFault>> + Send;
 
+    /// Runs `statements`, Barista's own and without parameters, in order, stopping at the first
+    /// error, which is returned. A backend sends them in one round trip where it can
+    /// (PostgreSQL: one simple query); the default runs them one by one.
+    fn execute_all(
+        &mut self,
+        statements: &[&str],
+    ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
+        async move {
+            for sql in statements {
+                if let Err(e) = self.execute(sql, &[]).await? {
+                    return Ok(Err(e));
+                }
+            }
+            Ok(Ok(()))
+        }
+    }
+
+    /// Runs one of Barista's own writes (bookkeeping), whose parameters have the types of their
+    /// values (`Int` is `bigint`, `Bytes` is `bytea`, `Text` is `text`, ...) and which returns no
+    /// rows. A backend can then send it in one round trip, where [`SqlSession::execute`] must ask
+    /// the server for the parameter types first; the default does just that.
+    fn write_own(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
+        async move { Ok(self.execute(sql, params).await?.map(drop)) }
+    }
+
     /// Makes every transaction committed so far, on any connection of this database, survive a
     /// crash of the database server. Called with no transaction open on this session.
     ///

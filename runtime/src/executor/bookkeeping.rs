@@ -94,6 +94,12 @@ pub(crate) async fn run<S: SqlSession>(
     session.execute(&sql, params).await?.map_err(|e: SqlError| BackendFault(format!("bookkeeping `{sql}`: {e}")))
 }
 
+/// Runs one of the writes below ([`SqlSession::write_own`]: one round trip on PostgreSQL).
+async fn write<S: SqlSession>(session: &mut S, sql: &str, params: &[SqlValue]) -> Result<(), BackendFault> {
+    let sql = sql.replace("{schema}", S::BOOKKEEPING_SCHEMA);
+    session.write_own(&sql, params).await?.map_err(|e: SqlError| BackendFault(format!("bookkeeping `{sql}`: {e}")))
+}
+
 pub(crate) async fn create<S: SqlSession>(session: &mut S) -> Result<(), BackendFault> {
     for sql in CREATE {
         run(session, sql, &[]).await?;
@@ -132,7 +138,7 @@ pub(crate) async fn write_position<S: SqlSession>(
     slot: Slot,
     commands_done: usize,
 ) -> Result<(), BackendFault> {
-    run(session, WRITE_POSITION, &[SqlValue::Int(slot as i64), SqlValue::Int(commands_done as i64)]).await.map(|_| ())
+    write(session, WRITE_POSITION, &[SqlValue::Int(slot as i64), SqlValue::Int(commands_done as i64)]).await
 }
 
 pub(crate) async fn read_sessions<S: SqlSession>(session: &mut S) -> Result<Vec<SessionRecord>, BackendFault> {
@@ -164,7 +170,7 @@ pub(crate) async fn record<S: SqlSession>(
         SqlValue::Bytes(outcome.encode()),
         SqlValue::Int(state as i64),
     ];
-    run(session, RECORD, &params).await.map(|_| ())
+    write(session, RECORD, &params).await
 }
 
 /// Records `replica`'s report for the check at `check` (the first one wins, as in [`Checks`]).
@@ -177,12 +183,12 @@ pub(crate) async fn record_check<S: SqlSession>(
     // Serializing plain data into a Vec cannot fail.
     let report = postcard::to_allocvec(digest).unwrap_or_default();
     let params = [SqlValue::Int(check as i64), SqlValue::Int(i64::from(replica)), SqlValue::Bytes(report)];
-    run(session, RECORD_CHECK, &params).await.map(|_| ())
+    write(session, RECORD_CHECK, &params).await
 }
 
 /// Deletes the reports of checks before `oldest_kept`.
 pub(crate) async fn forget_checks<S: SqlSession>(session: &mut S, oldest_kept: Slot) -> Result<(), BackendFault> {
-    run(session, FORGET_CHECKS, &[SqlValue::Int(oldest_kept as i64)]).await.map(|_| ())
+    write(session, FORGET_CHECKS, &[SqlValue::Int(oldest_kept as i64)]).await
 }
 
 /// The recorded reports. A report this build cannot read is left out (it would only be one

@@ -502,11 +502,13 @@ impl<B: SqlBackend> Executor<B> {
 
     /// Pins the transaction's timestamp for stored expressions that read it (column defaults,
     /// views and function bodies rewritten by the determinism policy).
-    async fn pin_timestamp(&mut self, conn: ConnId, timestamp_us: i64) -> Result<(), BackendFault> {
-        let Ok(ts) = TxnTimestamp::from_unix_micros(timestamp_us) else {
-            return Ok(()); // statements refuse an out-of-range timestamp themselves
-        };
-        begin_or_fault(self.control(conn, &determinism::pin_timestamp_sql(ts)).await?)
+    /// Begins a transaction on `conn` whose `now()` is `timestamp_us`, in one round trip.
+    async fn begin_pinned(&mut self, conn: ConnId, timestamp_us: i64) -> Result<(), BackendFault> {
+        let pin = TxnTimestamp::from_unix_micros(timestamp_us).map(determinism::pin_timestamp_sql);
+        // Statements refuse an out-of-range timestamp themselves.
+        let script: Vec<&str> = ["BEGIN"].into_iter().chain(pin.as_deref().ok()).collect();
+        let db = self.db(conn).await?;
+        db.execute_all(&script).await?.map_err(|e| BackendFault(format!("transaction control failed: {e}")))
     }
 
     async fn control(&mut self, conn: ConnId, sql: &str) -> Result<Result<ResultSet, SqlError>, BackendFault> {
@@ -561,8 +563,7 @@ impl<B: SqlBackend> Executor<B> {
         statements: &[Statement],
         recorded: impl FnOnce(&[Result<ResultSet, SqlError>]) -> Outcome,
     ) -> Result<Vec<Result<ResultSet, SqlError>>, BackendFault> {
-        begin_or_fault(self.control(conn, "BEGIN").await?)?;
-        self.pin_timestamp(conn, timestamp_us).await?;
+        self.begin_pinned(conn, timestamp_us).await?;
         let mut results = Vec::with_capacity(statements.len());
         for stmt in statements {
             let result = self.statement(conn, timestamp_us, stmt).await?;
@@ -666,8 +667,7 @@ impl<B: SqlBackend> Executor<B> {
             }
             Txn::None => {}
         }
-        begin_or_fault(self.control(conn, "BEGIN").await?)?;
-        self.pin_timestamp(conn, timestamp_us).await?;
+        self.begin_pinned(conn, timestamp_us).await?;
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.txn = Txn::Open { timestamp_us, failed: false };
         }

@@ -267,20 +267,26 @@ impl SqlSession for PgSession {
     fn flush(&mut self) -> impl Future<Output = Result<(), BackendFault>> + Send {
         self.flush_now()
     }
+
+    fn execute_all(
+        &mut self,
+        statements: &[&str],
+    ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
+        self.execute_all_now(statements.join("; "))
+    }
+
+    fn write_own(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
+        self.write_own_now(sql, params)
+    }
 }
 
 impl PgSession {
     async fn run(&mut self, sql: &str, params: &[SqlValue]) -> StatementResult {
-        if let Some(fault) = &self.broken {
-            return Err(BackendFault(format!("session closed after an earlier fault ({})", fault.0)));
-        }
-        let mut in_flight = InFlight { session: self, finished: false };
-        let result = in_flight.session.statement(sql, params).await;
-        in_flight.finished = true;
-        if let Err(fault) = &result {
-            in_flight.session.close(fault.clone());
-        }
-        result
+        self.guarded(async |session| session.statement(sql, params).await).await
     }
 
     /// Waits until the write-ahead log is on disk through every commit so far, on any connection
@@ -291,19 +297,70 @@ impl PgSession {
     /// transaction can block it) and commits synchronously; flushing the log up to its commit
     /// record flushes every commit before it.
     async fn flush_now(&mut self) -> Result<(), BackendFault> {
+        const FLUSH: &str = "BEGIN; SET LOCAL synchronous_commit = on; \
+                             SELECT pg_catalog.pg_logical_emit_message(true, 'barista', 'flush'); COMMIT";
+        self.guarded(async |session| {
+            session
+                .client
+                .simple_query(FLUSH)
+                .await
+                .map(drop)
+                .map_err(|e| BackendFault(format!("flushing PostgreSQL's write-ahead log: {e}")))
+        })
+        .await
+    }
+
+    /// Barista's own statements without parameters, in one simple query: one round trip.
+    async fn execute_all_now(&mut self, script: String) -> Result<Result<(), SqlError>, BackendFault> {
+        self.guarded(async |session| match session.client.simple_query(&script).await {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => failed(&e).map(|r| r.map(drop)),
+        })
+        .await
+    }
+
+    /// A bookkeeping write with its parameter types given (Parse, Bind and Execute in one round
+    /// trip) instead of prepared first. NULL has no type of its own: such a write takes the
+    /// prepared path.
+    async fn write_own_now(&mut self, sql: &str, params: &[SqlValue]) -> Result<Result<(), SqlError>, BackendFault> {
+        let mut typed: Vec<(Box<dyn ToSql + Sync + Send>, Type)> = Vec::with_capacity(params.len());
+        for value in params {
+            typed.push(match value {
+                SqlValue::Int(v) => (Box::new(*v), Type::INT8),
+                SqlValue::Bytes(v) => (Box::new(v.clone()), Type::BYTEA),
+                SqlValue::Text(v) => (Box::new(v.clone()), Type::TEXT),
+                SqlValue::Bool(v) => (Box::new(*v), Type::BOOL),
+                SqlValue::Float(v) => (Box::new(*v), Type::FLOAT8),
+                SqlValue::Null => return self.run(sql, params).await.map(|r| r.map(drop)),
+            });
+        }
+        self.guarded(async |session| {
+            let args: Vec<(&(dyn ToSql + Sync), Type)> =
+                typed.iter().map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone())).collect();
+            match session.client.query_typed(sql, &args).await {
+                Ok(_) => Ok(Ok(())),
+                Err(e) => failed(&e).map(|r| r.map(drop)),
+            }
+        })
+        .await
+    }
+
+    /// Runs `work` on this session unless an earlier fault closed it, and closes it if `work`
+    /// faults or is abandoned before it finished (see [`InFlight`]).
+    async fn guarded<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut PgSession) -> Result<T, BackendFault>,
+    ) -> Result<T, BackendFault> {
         if let Some(fault) = &self.broken {
             return Err(BackendFault(format!("session closed after an earlier fault ({})", fault.0)));
         }
-        const FLUSH: &str = "BEGIN; SET LOCAL synchronous_commit = on; \
-                             SELECT pg_catalog.pg_logical_emit_message(true, 'barista', 'flush'); COMMIT";
         let mut in_flight = InFlight { session: self, finished: false };
-        let result = in_flight.session.client.simple_query(FLUSH).await;
+        let result = work(in_flight.session).await;
         in_flight.finished = true;
-        result.map(drop).map_err(|e| {
-            let fault = BackendFault(format!("flushing PostgreSQL's write-ahead log: {e}"));
+        if let Err(fault) = &result {
             in_flight.session.close(fault.clone());
-            fault
-        })
+        }
+        result
     }
 
     /// Marks the session unusable and closes its connection, so PostgreSQL rolls back its

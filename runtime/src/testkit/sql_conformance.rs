@@ -24,7 +24,10 @@
 //! - `rows_affected` counts the rows a DML statement changed (0 for DDL) or a query returned;
 //! - a `COMMIT` that fails (a deferred constraint) rolls the transaction back;
 //! - `COMMIT` or `ROLLBACK` outside a transaction and `BEGIN` inside one are not errors
-//!   (PostgreSQL warns).
+//!   (PostgreSQL warns);
+//! - `execute_all` runs statements in order and stops at the first error, which it returns, and
+//!   a `BEGIN` among them leaves the transaction open; `write_own` writes with parameters typed
+//!   by their values (`Int` into a narrower integer column too) and reports errors as results.
 //!
 //! Not required: concurrent writers (the executor's policy lets only one session write while a
 //! transaction is open, and the SQLite stand-in cannot wait on locks), type names beyond being
@@ -43,6 +46,7 @@ pub async fn run_all<B: SqlBackend>(backend: &B) {
     rows_affected_counts_rows(backend).await;
     failed_commit_rolls_back(backend).await;
     transaction_control_out_of_place_is_not_an_error(backend).await;
+    own_statements_run_in_order_and_stop_at_an_error(backend).await;
 }
 
 async fn connect<B: SqlBackend>(backend: &B) -> B::Session {
@@ -304,4 +308,34 @@ pub async fn transaction_control_out_of_place_is_not_an_error<B: SqlBackend>(bac
     ok(&mut s, "BEGIN", &[]).await; // still the same transaction
     ok(&mut s, "ROLLBACK", &[]).await;
     assert_eq!(count(&mut s, "conformance_control").await, 0);
+}
+
+/// The executor's own shortcuts: several statements at once (`BEGIN` with the pinned timestamp),
+/// and bookkeeping writes whose parameter types are known.
+pub async fn own_statements_run_in_order_and_stop_at_an_error<B: SqlBackend>(backend: &B) {
+    let mut s = connect(backend).await;
+    let ddl = ["CREATE TABLE conformance_own (id integer PRIMARY KEY, n smallint NOT NULL, b bytea NOT NULL)"];
+    fresh(&mut s, &["conformance_own"], &ddl).await;
+    let all = |statements: &'static [&'static str]| statements;
+    let begun = s.execute_all(all(&["BEGIN", "INSERT INTO conformance_own VALUES (1, 1, '')"])).await;
+    assert_eq!(begun.unwrap_or_else(|f| panic!("{f}")), Ok(()));
+    let write = "INSERT INTO conformance_own (id, n, b) VALUES ($1, $2, $3)";
+    let params = [SqlValue::Int(2), SqlValue::Int(7), SqlValue::Bytes(vec![0, 255])];
+    assert_eq!(s.write_own(write, &params).await.unwrap_or_else(|f| panic!("{f}")), Ok(()));
+    let duplicate = s.write_own(write, &params).await.unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(duplicate.map_err(|e| e.sqlstate), Err("23505".to_string()));
+    ok(&mut s, "ROLLBACK", &[]).await;
+    assert_eq!(count(&mut s, "conformance_own").await, 0, "the BEGIN left the transaction open");
+    let stopped = s
+        .execute_all(all(&[
+            "INSERT INTO conformance_own VALUES (3, 3, '')",
+            "SELEC 1",
+            "INSERT INTO conformance_own VALUES (4, 4, '')",
+        ]))
+        .await
+        .unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(stopped.map_err(|e| e.sqlstate), Err("42601".to_string()));
+    assert!(count(&mut s, "conformance_own").await <= 1, "ran past the error");
+    assert_eq!(s.write_own(write, &params).await.unwrap_or_else(|f| panic!("{f}")), Ok(()));
+    assert_eq!(column(&mut s, "SELECT n FROM conformance_own WHERE id = 2").await, ints(&[7]));
 }
