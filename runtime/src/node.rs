@@ -217,6 +217,8 @@ pub struct Node<S: AcceptorStore, B: SqlBackend, C: Clock> {
     apply_upto: Slot,
     /// When the executor last flushed.
     flushed_at: Instant,
+    /// The last `apply` ran out of time with slots left to apply.
+    slice_ended: bool,
     health: Health,
     idle: Option<IdleTxn>,
     checks: Watch,
@@ -277,6 +279,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         let node = Node {
             apply_upto: executor.applied(),
             flushed_at: Instant::now(),
+            slice_ended: false,
             cfg,
             replica,
             store,
@@ -323,6 +326,9 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
                     Some(request) => self.handle(request),
                     None => break,
                 },
+                // A slice of applying ended with slots left (see `apply`): go on after the
+                // ticks and messages that came meanwhile, without waiting for another.
+                () = std::future::ready(()), if self.slice_ended => {}
             }
             self.drive(&mut transport).await;
         }
@@ -385,8 +391,19 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
 
     /// Applies every handed-out slot the executor has not executed, in order. The values come
     /// from the replica, which keeps every slot above this replica's `Done`.
+    ///
+    /// At most one heartbeat period at a time: the loop sends nothing while it applies, so a
+    /// leader applying a long run of slots (a catch-up, a burst of big batches) would miss its
+    /// heartbeats and be voted out. The rest is applied on the next turn of the loop.
     async fn apply(&mut self) {
+        let started = Instant::now();
+        let slice = self.cfg.tick * self.cfg.core.heartbeat_ticks as u32;
+        self.slice_ended = false;
         while self.executor.executed() < self.apply_upto {
+            if started.elapsed() >= slice {
+                self.slice_ended = true;
+                return;
+            }
             let slot = self.executor.executed() + 1;
             let Some(value) = self.replica.decided(slot).cloned() else {
                 warn!(slot, "decided slot missing from the replica; waiting for it");
