@@ -69,6 +69,8 @@ pub struct SimCluster {
     pub zk: madsim::task::NodeId,
     /// Whether the ZooKeeper stand-in is running.
     pub zk_up: bool,
+    /// The stand-in's write fences, which deleting a replica's state must move too.
+    fences: zk::Fences,
     /// Replicas whose acceptor state was deleted and that have not been seen rejoined since.
     lost: Vec<bool>,
 }
@@ -97,7 +99,10 @@ impl SimCluster {
             .create_node()
             .name("zookeeper")
             .ip(zk::zk_addr().ip())
-            .init(move || zk::serve(stores.clone(), fences.clone()))
+            .init({
+                let fences = fences.clone();
+                move || zk::serve(stores.clone(), fences.clone())
+            })
             .build()
             .id();
         let ids = (0..n)
@@ -140,6 +145,7 @@ impl SimCluster {
             applied,
             zk,
             zk_up: true,
+            fences,
             lost: vec![false; n],
         }
     }
@@ -173,7 +179,8 @@ impl SimCluster {
     /// and restarts it: it must rejoin without contradicting the votes it forgot.
     pub fn lose_acceptor_state(&mut self, i: usize) {
         self.crash(i);
-        self.disks[i].store.wipe();
+        // Not a bare wipe: a write the killed incarnation left in flight must not land after it.
+        zk::delete_state(&self.disks[i].store, &self.fences, i);
         self.restart(i);
         self.lost[i] = true;
     }

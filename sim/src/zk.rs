@@ -9,7 +9,8 @@
 //! replica, and writes of an older epoch are refused: a write the previous incarnation left in
 //! flight must not land after the new one read its state, or it could overwrite a newer vote.
 //! Within an epoch a write carries a sequence number and lands only if it is newer than the last
-//! one that landed: a timed-out attempt that arrives late is ignored.
+//! one that landed: a timed-out attempt that arrives late is ignored. Deleting a replica's state
+//! ([`delete_state`]) closes its epoch too, as deleting the promise node does in ZooKeeper.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -57,6 +58,27 @@ pub async fn serve(stores: Vec<MemStore>, fences: Fences) {
             let _ = ep.send_to_raw(from, reply_tag, Box::new(reply)).await;
         });
     }
+}
+
+/// Deletes `replica`'s acceptor state held in `store`, as an operator deleting its ZooKeeper
+/// nodes would, and fences off every write issued before the deletion.
+///
+/// Why the fence: in ZooKeeper every multi-op rewrites the promise node at the data version its
+/// writer last saw (see `barista_runtime::zookeeper`), so deleting that node makes every write
+/// issued against the old state fail, including one a killed incarnation left in flight. Without
+/// it, such a write (its handler here still waiting out the store latency) landed after the
+/// deletion, under the epoch only the next `load` would have closed: the emptied store held a
+/// fragment (one slot and no promise), the restarted replica took it for its intact state and
+/// recovered instead of rejoining (voting with its promises forgotten), and the harness, seeing no
+/// rejoin, let a second replica lose its state as well: together the two deletions took the only
+/// copies of the slots a third, crashed replica still had to apply (simulation seed 1797).
+pub fn delete_state(store: &MemStore, fences: &Fences, replica: usize) {
+    {
+        let mut guard = fence(fences, replica);
+        let entry = guard.entry(replica).or_default();
+        *entry = (entry.0 + 1, 0); // no incarnation holds this epoch: only a `load` opens the next
+    }
+    store.wipe();
 }
 
 fn fence(fences: &Fences, replica: usize) -> std::sync::MutexGuard<'_, BTreeMap<usize, (u64, u64)>> {
@@ -150,5 +172,38 @@ impl AcceptorStore for ZkClient {
         self.seq += 1;
         let seq = self.seq;
         self.call(Op::Persist { epoch: self.epoch, seq, batch: batch.clone() }).await.map(|_| ())
+    }
+}
+
+#[cfg(all(test, madsim))]
+mod tests {
+    use barista_core::{Ballot, Paxo, Value};
+
+    use super::*;
+
+    fn one_slot(slot: u64) -> Persist {
+        let b = Ballot { round: 1, node: 0 };
+        Persist {
+            slots: vec![(slot, Paxo { n_p: b, n_a: b, v_a: Some(Value::Noop), decided: true })],
+            ..Persist::default()
+        }
+    }
+
+    /// Seed 1797: a write issued before the replica's state was deleted, and handled after,
+    /// re-created a fragment of the state, which the restarted replica took for its own.
+    #[madsim::test]
+    async fn a_write_issued_before_the_state_was_deleted_does_not_land_after_it() {
+        let (store, fences) = (MemStore::new(), Fences::default());
+        let Ok((None, epoch)) = handle(store.clone(), &fences, 0, Op::Load).await else {
+            panic!("a fresh store holds no state");
+        };
+        let first = Op::Persist { epoch, seq: 1, batch: one_slot(1) };
+        assert!(handle(store.clone(), &fences, 0, first).await.is_ok(), "the current incarnation writes");
+        // Issued now, handled (as an async fn, it does nothing until awaited) after the deletion.
+        let in_flight = handle(store.clone(), &fences, 0, Op::Persist { epoch, seq: 2, batch: one_slot(2) });
+        delete_state(&store, &fences, 0);
+        assert!(in_flight.await.is_err(), "the write of the deleted state's writer is refused");
+        let Ok((state, _)) = handle(store.clone(), &fences, 0, Op::Load).await else { panic!("load") };
+        assert_eq!(state, None, "the restarted replica finds its state lost, not a fragment of it");
     }
 }
