@@ -3,7 +3,7 @@
 //! the node) and PostgreSQL (SQLite that keeps committed data across a crash).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +114,7 @@ impl SimCluster {
                     ApplyHook(Arc::new(move |slot, value| applied.record(i, slot, value)))
                 };
                 let incarnation = Arc::new(AtomicU64::new(0));
+                let store_clients = Arc::new(AtomicU32::new(0));
                 Handle::current()
                     .create_node()
                     .name(format!("replica-{i}"))
@@ -128,6 +129,7 @@ impl SimCluster {
                             handles.clone(),
                             faults_on.clone(),
                             incarnation,
+                            store_clients.clone(),
                             hook.clone(),
                         )
                     })
@@ -223,6 +225,7 @@ async fn run_replica(
     handles: Arc<Mutex<Vec<Option<NodeHandle>>>>,
     faults_on: Arc<AtomicBool>,
     incarnation: u64,
+    store_clients: Arc<AtomicU32>,
     hook: ApplyHook,
 ) {
     let seed = cfg.seed ^ ((i as u64) << 48) ^ (incarnation << 32);
@@ -237,7 +240,8 @@ async fn run_replica(
     };
     // The store or the database may be down right now: keep trying, as a real node would.
     let (node, handle) = loop {
-        let store = zk::ZkClient::new(i, replica_addr(i, STORE_PORT));
+        let instance = store_clients.fetch_add(1, Ordering::Relaxed);
+        let store = zk::ZkClient::new(i, replica_addr(i, STORE_PORT), instance);
         match Node::start(node_cfg.clone(), store, disk.db.backend(), SystemClock).await {
             Ok(started) => break started,
             Err(e) => {

@@ -126,15 +126,24 @@ pub struct ZkClient {
     /// `None` until bound (lazily, on first use, on the replica's own node).
     ep: Option<Endpoint>,
     bind: SocketAddr,
+    /// The tag of the last call; its high half is this client's own (see [`ZkClient::new`]).
     next_tag: u64,
     epoch: u64,
     seq: u64,
 }
 
 impl ZkClient {
-    /// A client for `replica`, binding its endpoint at `bind` (on the replica's node).
-    pub fn new(replica: usize, bind: SocketAddr) -> ZkClient {
-        ZkClient { replica, ep: None, bind, next_tag: 1 << 40, epoch: 0, seq: 0 }
+    /// A client for `replica`, binding its endpoint at `bind` (on the replica's node). `instance`
+    /// must differ from every other client of this replica (every incarnation and every start
+    /// attempt binds the same address): replies are told apart by their tags alone, and a reply
+    /// to a call a killed incarnation left in flight reaches whichever endpoint holds the address
+    /// by then. With tags numbered alike in every client, a later client took such a reply for
+    /// the answer to its own call of the same number (a stale "fenced" error was seen; a stale
+    /// success would have passed an unstored vote for a stored one).
+    pub fn new(replica: usize, bind: SocketAddr, instance: u32) -> ZkClient {
+        // Above REQUEST_TAG for any instance, and unique for 2^32 calls per client.
+        let next_tag = (u64::from(instance) + 1) << 32;
+        ZkClient { replica, ep: None, bind, next_tag, epoch: 0, seq: 0 }
     }
 
     async fn call(&mut self, op: Op) -> Reply {
@@ -205,5 +214,38 @@ mod tests {
         assert!(in_flight.await.is_err(), "the write of the deleted state's writer is refused");
         let Ok((state, _)) = handle(store.clone(), &fences, 0, Op::Load).await else { panic!("load") };
         assert_eq!(state, None, "the restarted replica finds its state lost, not a fragment of it");
+    }
+
+    /// A reply to a call that an earlier client of the replica abandoned (killed with it in
+    /// flight) reaches the next client, which binds the same address: it must not be taken for
+    /// the answer to that client's own call.
+    #[madsim::test]
+    async fn a_reply_to_an_abandoned_call_is_not_taken_for_a_later_clients_answer() {
+        let store = MemStore::new();
+        store.set_latency(Duration::from_millis(400));
+        let (stores, fences) = (vec![store], Fences::default());
+        let sim = madsim::runtime::Handle::current();
+        sim.create_node()
+            .name("zookeeper")
+            .ip(zk_addr().ip())
+            .init(move || serve(stores.clone(), fences.clone()))
+            .build();
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let replica = sim.create_node().name("replica").ip(ip).build();
+        let bind = SocketAddr::new(ip, 7002);
+        let second_persist = replica.spawn(async move {
+            let mut first = ZkClient::new(0, bind, 0);
+            first.load().await.expect("the first client loads");
+            // Abandoned at 100 ms; the stand-in refuses it at 400 ms (the second client's load
+            // fenced it off) and answers to `bind`, while the second client's persist, of the
+            // same call number, waits there for its own answer (at 500 ms).
+            let abandoned = tokio::time::timeout(Duration::from_millis(100), first.persist(&one_slot(1))).await;
+            assert!(abandoned.is_err(), "the first client's persist is still in flight when it is dropped");
+            drop(first);
+            let mut second = ZkClient::new(0, bind, 1);
+            second.load().await.expect("the second client loads");
+            second.persist(&one_slot(2)).await
+        });
+        assert_eq!(second_persist.await.expect("the replica's task runs"), Ok(()));
     }
 }
