@@ -3,7 +3,7 @@
 //! the node) and PostgreSQL (SQLite that keeps committed data across a crash).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +69,8 @@ pub struct SimCluster {
     pub zk: madsim::task::NodeId,
     /// Whether the ZooKeeper stand-in is running.
     pub zk_up: bool,
+    /// The stand-in's write fences, which deleting a replica's state must move too.
+    fences: zk::Fences,
     /// Replicas whose acceptor state was deleted and that have not been seen rejoined since.
     lost: Vec<bool>,
 }
@@ -97,7 +99,10 @@ impl SimCluster {
             .create_node()
             .name("zookeeper")
             .ip(zk::zk_addr().ip())
-            .init(move || zk::serve(stores.clone(), fences.clone()))
+            .init({
+                let fences = fences.clone();
+                move || zk::serve(stores.clone(), fences.clone())
+            })
             .build()
             .id();
         let ids = (0..n)
@@ -109,6 +114,7 @@ impl SimCluster {
                     ApplyHook(Arc::new(move |slot, value| applied.record(i, slot, value)))
                 };
                 let incarnation = Arc::new(AtomicU64::new(0));
+                let store_clients = Arc::new(AtomicU32::new(0));
                 Handle::current()
                     .create_node()
                     .name(format!("replica-{i}"))
@@ -123,6 +129,7 @@ impl SimCluster {
                             handles.clone(),
                             faults_on.clone(),
                             incarnation,
+                            store_clients.clone(),
                             hook.clone(),
                         )
                     })
@@ -140,6 +147,7 @@ impl SimCluster {
             applied,
             zk,
             zk_up: true,
+            fences,
             lost: vec![false; n],
         }
     }
@@ -173,7 +181,8 @@ impl SimCluster {
     /// and restarts it: it must rejoin without contradicting the votes it forgot.
     pub fn lose_acceptor_state(&mut self, i: usize) {
         self.crash(i);
-        self.disks[i].store.wipe();
+        // Not a bare wipe: a write the killed incarnation left in flight must not land after it.
+        zk::delete_state(&self.disks[i].store, &self.fences, i);
         self.restart(i);
         self.lost[i] = true;
     }
@@ -216,6 +225,7 @@ async fn run_replica(
     handles: Arc<Mutex<Vec<Option<NodeHandle>>>>,
     faults_on: Arc<AtomicBool>,
     incarnation: u64,
+    store_clients: Arc<AtomicU32>,
     hook: ApplyHook,
 ) {
     let seed = cfg.seed ^ ((i as u64) << 48) ^ (incarnation << 32);
@@ -230,7 +240,8 @@ async fn run_replica(
     };
     // The store or the database may be down right now: keep trying, as a real node would.
     let (node, handle) = loop {
-        let store = zk::ZkClient::new(i, replica_addr(i, STORE_PORT));
+        let instance = store_clients.fetch_add(1, Ordering::Relaxed);
+        let store = zk::ZkClient::new(i, replica_addr(i, STORE_PORT), instance);
         match Node::start(node_cfg.clone(), store, disk.db.backend(), SystemClock).await {
             Ok(started) => break started,
             Err(e) => {

@@ -94,4 +94,13 @@ regressions! {
     /// Paxos mode with a slow store: every proposal timed out before its second round trip,
     /// forever (fixed: the proposal timeout grows with the losses).
     regression_paxos_timeout_below_store_latency: 0, 216, 289, 436, 444;
+    /// Lost acceptor state, three replicas: a write the killed incarnation left in flight landed
+    /// in the ZooKeeper stand-in after the replica's state was deleted, so its restart found a
+    /// fragment (one slot, no promise) and recovered instead of rejoining; the harness, seeing no
+    /// rejoin, let a second replica lose its state while the third was down, and the two deletions
+    /// took the only copies of the slots the third still had to apply (it ended `needs_reseed`, a
+    /// liveness failure that looked like purging past its `Done`). Fixed in the stand-in: deleting
+    /// a replica's state fences off the writes issued before it, as deleting the promise node
+    /// does in ZooKeeper.
+    regression_write_in_flight_resurrected_deleted_acceptor_state: 1797;
 }
