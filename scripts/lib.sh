@@ -136,6 +136,16 @@ abs_path() {
     printf '%s\n' "$d"
 }
 
+# Run a command as PostgreSQL's user when we are root (PostgreSQL and pgpool refuse root), from /
+# (as `postgres`, a current directory it cannot read makes initdb, pg_ctl and pgpool fail).
+as_pg() {
+    if ((EUID == 0)); then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        (cd / && "$@")
+    fi
+}
+
 # Print the directory of the PostgreSQL server binaries (see scripts/pg.sh
 # for the order and why Debian's version directory comes before PATH).
 pg_bindir() {

@@ -40,16 +40,6 @@ usage() {
     die "usage: $0 start DIR PORT | stop DIR | crash DIR | status DIR"
 }
 
-# Run a command as the server's user, from / (as `postgres`, a current
-# directory it cannot read makes initdb and pg_ctl fail).
-as_pg() {
-    if ((EUID == 0)); then
-        (cd / && runuser -u postgres -- "$@")
-    else
-        (cd / && "$@")
-    fi
-}
-
 # The live postmaster's PID from DIR/postmaster.pid, or fail.
 running_pid() {
     local pid

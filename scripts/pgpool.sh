@@ -34,16 +34,6 @@ usage() {
     die "usage: $0 start DIR PORT BACKEND_PORT... | stop DIR | status DIR"
 }
 
-# Run a command as the services' user, from / (as `postgres`, a current directory it cannot
-# read makes pgpool fail).
-as_pg() {
-    if ((EUID == 0)); then
-        (cd / && runuser -u postgres -- "$@")
-    else
-        (cd / && "$@")
-    fi
-}
-
 # The live pgpool's PID from DIR/pgpool.pid, or fail.
 running_pid() {
     local pid
