@@ -129,6 +129,22 @@ pub trait SqlSession: Send {
         async move { Ok(self.execute(sql, params).await?.map(drop)) }
     }
 
+    /// [`SqlSession::write_own`], then `COMMIT`, sent together where the backend can (PostgreSQL:
+    /// pipelined, one round trip). A failed write is a fault (its transaction can only roll
+    /// back); the result is the `COMMIT`'s, which fails when a deferred constraint does.
+    fn write_own_and_commit(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
+        async move {
+            if let Err(e) = self.write_own(sql, params).await? {
+                return Err(BackendFault(format!("`{sql}`: {e}")));
+            }
+            Ok(self.execute("COMMIT", &[]).await?.map(drop))
+        }
+    }
+
     /// Makes every transaction committed so far, on any connection of this database, survive a
     /// crash of the database server. Called with no transaction open on this session.
     ///

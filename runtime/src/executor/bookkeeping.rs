@@ -157,6 +157,27 @@ pub(crate) async fn read_sessions<S: SqlSession>(session: &mut S) -> Result<Vec<
         .collect()
 }
 
+/// [`record`] and `COMMIT` together (one round trip on PostgreSQL); the result is the `COMMIT`'s.
+pub(crate) async fn record_and_commit<S: SqlSession>(
+    session: &mut S,
+    conn: ConnId,
+    request_seq: u64,
+    outcome: &Outcome,
+    state: SessionState,
+) -> Result<Result<(), SqlError>, BackendFault> {
+    let sql = RECORD.replace("{schema}", S::BOOKKEEPING_SCHEMA);
+    session.write_own_and_commit(&sql, &record_params(conn, request_seq, outcome, state)).await
+}
+
+fn record_params(conn: ConnId, request_seq: u64, outcome: &Outcome, state: SessionState) -> [SqlValue; 4] {
+    [
+        SqlValue::Int(conn.0 as i64),
+        SqlValue::Int(request_seq as i64),
+        SqlValue::Bytes(outcome.encode()),
+        SqlValue::Int(state as i64),
+    ]
+}
+
 pub(crate) async fn record<S: SqlSession>(
     session: &mut S,
     conn: ConnId,
@@ -164,13 +185,7 @@ pub(crate) async fn record<S: SqlSession>(
     outcome: &Outcome,
     state: SessionState,
 ) -> Result<(), BackendFault> {
-    let params = [
-        SqlValue::Int(conn.0 as i64),
-        SqlValue::Int(request_seq as i64),
-        SqlValue::Bytes(outcome.encode()),
-        SqlValue::Int(state as i64),
-    ];
-    write(session, RECORD, &params).await
+    write(session, RECORD, &record_params(conn, request_seq, outcome, state)).await
 }
 
 /// Records `replica`'s report for the check at `check` (the first one wins, as in [`Checks`]).

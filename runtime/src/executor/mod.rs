@@ -576,8 +576,7 @@ impl<B: SqlBackend> Executor<B> {
         }
         let outcome = recorded(&results);
         let db = self.db(conn).await?;
-        bookkeeping::record(db, conn, request_seq, &outcome, SessionState::Open).await?;
-        if let Err(e) = self.control(conn, "COMMIT").await? {
+        if let Err(e) = bookkeeping::record_and_commit(db, conn, request_seq, &outcome, SessionState::Open).await? {
             // A deferred constraint or serialization failure at commit: rolled back.
             results.push(Err(e));
         }

@@ -280,7 +280,15 @@ impl SqlSession for PgSession {
         sql: &str,
         params: &[SqlValue],
     ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
-        self.write_own_now(sql, params)
+        self.write_own_now(sql, params, false)
+    }
+
+    fn write_own_and_commit(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
+        self.write_own_now(sql, params, true)
     }
 }
 
@@ -320,9 +328,15 @@ impl PgSession {
     }
 
     /// A bookkeeping write with its parameter types given (Parse, Bind and Execute in one round
-    /// trip) instead of prepared first. NULL has no type of its own: such a write takes the
-    /// prepared path.
-    async fn write_own_now(&mut self, sql: &str, params: &[SqlValue]) -> Result<Result<(), SqlError>, BackendFault> {
+    /// trip) instead of prepared first, and with `commit`, a `COMMIT` pipelined behind it (sent
+    /// before the write's answer arrives: if the write fails, the server rolls back instead).
+    /// NULL has no type of its own: such a write takes the prepared path.
+    async fn write_own_now(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+        commit: bool,
+    ) -> Result<Result<(), SqlError>, BackendFault> {
         let mut typed: Vec<(Box<dyn ToSql + Sync + Send>, Type)> = Vec::with_capacity(params.len());
         for value in params {
             typed.push(match value {
@@ -331,15 +345,34 @@ impl PgSession {
                 SqlValue::Text(v) => (Box::new(v.clone()), Type::TEXT),
                 SqlValue::Bool(v) => (Box::new(*v), Type::BOOL),
                 SqlValue::Float(v) => (Box::new(*v), Type::FLOAT8),
-                SqlValue::Null => return self.run(sql, params).await.map(|r| r.map(drop)),
+                SqlValue::Null => {
+                    let written = self.run(sql, params).await?;
+                    return match (written, commit) {
+                        (Ok(_), true) => Ok(self.run("COMMIT", &[]).await?.map(drop)),
+                        (Err(e), true) => Err(BackendFault(format!("`{sql}`: {e}"))),
+                        (written, false) => Ok(written.map(drop)),
+                    };
+                }
             });
         }
         self.guarded(async |session| {
             let args: Vec<(&(dyn ToSql + Sync), Type)> =
                 typed.iter().map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone())).collect();
-            match session.client.query_typed(sql, &args).await {
-                Ok(_) => Ok(Ok(())),
-                Err(e) => failed(&e).map(|r| r.map(drop)),
+            let client = &session.client;
+            let write = client.query_typed(sql, &args);
+            if !commit {
+                return match write.await {
+                    Ok(_) => Ok(Ok(())),
+                    Err(e) => failed(&e).map(|r| r.map(drop)),
+                };
+            }
+            match futures::join!(write, client.simple_query("COMMIT")) {
+                (Err(e), _) => Err(failed(&e)?.err().map_or_else(
+                    || BackendFault(format!("`{sql}` failed")),
+                    |e| BackendFault(format!("`{sql}`: {e}")),
+                )),
+                (Ok(_), Ok(_)) => Ok(Ok(())),
+                (Ok(_), Err(e)) => failed(&e).map(|r| r.map(drop)),
             }
         })
         .await

@@ -27,7 +27,9 @@
 //!   (PostgreSQL warns);
 //! - `execute_all` runs statements in order and stops at the first error, which it returns, and
 //!   a `BEGIN` among them leaves the transaction open; `write_own` writes with parameters typed
-//!   by their values (`Int` into a narrower integer column too) and reports errors as results.
+//!   by their values (`Int` into a narrower integer column too) and reports errors as results;
+//!   `write_own_and_commit` commits after the write, and a failed write is a fault that commits
+//!   nothing.
 //!
 //! Not required: concurrent writers (the executor's policy lets only one session write while a
 //! transaction is open, and the SQLite stand-in cannot wait on locks), type names beyond being
@@ -338,4 +340,18 @@ pub async fn own_statements_run_in_order_and_stop_at_an_error<B: SqlBackend>(bac
     assert!(count(&mut s, "conformance_own").await <= 1, "ran past the error");
     assert_eq!(s.write_own(write, &params).await.unwrap_or_else(|f| panic!("{f}")), Ok(()));
     assert_eq!(column(&mut s, "SELECT n FROM conformance_own WHERE id = 2").await, ints(&[7]));
+    ok(&mut s, "BEGIN", &[]).await;
+    let params = [SqlValue::Int(5), SqlValue::Int(5), SqlValue::Bytes(vec![5])];
+    assert_eq!(s.write_own_and_commit(write, &params).await.unwrap_or_else(|f| panic!("{f}")), Ok(()));
+    drop(s);
+    let mut t = connect(backend).await;
+    // (Row 3 committed or not above, depending on the backend.)
+    let ids = "SELECT id FROM conformance_own WHERE id <> 3 ORDER BY id";
+    assert_eq!(column(&mut t, ids).await, ints(&[2, 5]), "committed");
+    ok(&mut t, "BEGIN", &[]).await;
+    ok(&mut t, "INSERT INTO conformance_own VALUES (6, 6, '')", &[]).await;
+    assert!(t.write_own_and_commit(write, &params).await.is_err(), "a failed write is a fault");
+    drop(t);
+    let mut u = connect(backend).await;
+    assert_eq!(column(&mut u, ids).await, ints(&[2, 5]), "nothing of the failed transaction committed");
 }
