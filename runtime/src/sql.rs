@@ -129,6 +129,24 @@ pub trait SqlSession: Send {
         async move { Ok(self.execute(sql, params).await?.map(drop)) }
     }
 
+    /// `begin` (Barista's own statements without parameters, which begin a transaction: see
+    /// [`SqlSession::execute_all`]), then one statement as [`SqlSession::execute`] runs it, sent
+    /// together where the backend can (PostgreSQL: the `BEGIN` pipelined with the statement's
+    /// preparation). A failure of `begin` is a fault; the result is the statement's.
+    fn execute_begun(
+        &mut self,
+        begin: &[&str],
+        sql: &str,
+        params: &[SqlValue],
+    ) -> impl Future<Output = Result<Result<ResultSet, SqlError>, BackendFault>> + Send {
+        async move {
+            if let Err(e) = self.execute_all(begin).await? {
+                return Err(BackendFault(format!("transaction control failed: {e}")));
+            }
+            self.execute(sql, params).await
+        }
+    }
+
     /// [`SqlSession::write_own`], then `COMMIT`, sent together where the backend can (PostgreSQL:
     /// pipelined, one round trip). A failed write is a fault (its transaction can only roll
     /// back); the result is the `COMMIT`'s, which fails when a deferred constraint does.

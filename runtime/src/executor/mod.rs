@@ -487,6 +487,19 @@ impl<B: SqlBackend> Executor<B> {
         timestamp_us: i64,
         stmt: &Statement,
     ) -> Result<Result<ResultSet, SqlError>, BackendFault> {
+        self.statement_begun(conn, timestamp_us, stmt, None).await
+    }
+
+    /// [`Executor::statement`], with `begin` (the transaction's `BEGIN`) sent together with it
+    /// (see [`SqlSession::execute_begun`]). A statement the policy refuses begins nothing, and
+    /// the caller's `ROLLBACK` after it is then a no-op.
+    async fn statement_begun(
+        &mut self,
+        conn: ConnId,
+        timestamp_us: i64,
+        stmt: &Statement,
+        begin: Option<&[&str]>,
+    ) -> Result<Result<ResultSet, SqlError>, BackendFault> {
         let checked = TxnTimestamp::from_unix_micros(timestamp_us)
             .map_err(|e| SqlError { sqlstate: determinism::FEATURE_NOT_SUPPORTED.into(), message: e.to_string() })
             .and_then(|ts| {
@@ -494,21 +507,24 @@ impl<B: SqlBackend> Executor<B> {
                     .map_err(|r| SqlError { sqlstate: r.sqlstate.into(), message: r.to_string() })
             });
         match checked {
-            Ok(checked) => self.db(conn).await?.execute(checked.sql(&stmt.sql), &stmt.params).await,
+            Ok(checked) => {
+                let db = self.db(conn).await?;
+                match begin {
+                    Some(begin) => db.execute_begun(begin, checked.sql(&stmt.sql), &stmt.params).await,
+                    None => db.execute(checked.sql(&stmt.sql), &stmt.params).await,
+                }
+            }
             // The service refuses before proposing; a refusal here is the same on every replica.
             Err(refused) => Ok(Err(refused)),
         }
     }
 
-    /// Pins the transaction's timestamp for stored expressions that read it (column defaults,
-    /// views and function bodies rewritten by the determinism policy).
     /// Begins a transaction on `conn` whose `now()` is `timestamp_us`, in one round trip.
     async fn begin_pinned(&mut self, conn: ConnId, timestamp_us: i64) -> Result<(), BackendFault> {
-        let pin = TxnTimestamp::from_unix_micros(timestamp_us).map(determinism::pin_timestamp_sql);
-        // Statements refuse an out-of-range timestamp themselves.
-        let script: Vec<&str> = ["BEGIN"].into_iter().chain(pin.as_deref().ok()).collect();
+        let pin = pin_timestamp(timestamp_us);
         let db = self.db(conn).await?;
-        db.execute_all(&script).await?.map_err(|e| BackendFault(format!("transaction control failed: {e}")))
+        let begun = db.execute_all(&begin_script(&pin)).await?;
+        begun.map_err(|e| BackendFault(format!("transaction control failed: {e}")))
     }
 
     async fn control(&mut self, conn: ConnId, sql: &str) -> Result<Result<ResultSet, SqlError>, BackendFault> {
@@ -563,10 +579,15 @@ impl<B: SqlBackend> Executor<B> {
         statements: &[Statement],
         recorded: impl FnOnce(&[Result<ResultSet, SqlError>]) -> Outcome,
     ) -> Result<Vec<Result<ResultSet, SqlError>>, BackendFault> {
-        self.begin_pinned(conn, timestamp_us).await?;
+        let pin = pin_timestamp(timestamp_us);
+        let begin = begin_script(&pin);
+        if statements.is_empty() {
+            self.begin_pinned(conn, timestamp_us).await?;
+        }
         let mut results = Vec::with_capacity(statements.len());
-        for stmt in statements {
-            let result = self.statement(conn, timestamp_us, stmt).await?;
+        for (i, stmt) in statements.iter().enumerate() {
+            let begin = (i == 0).then_some(begin.as_slice());
+            let result = self.statement_begun(conn, timestamp_us, stmt, begin).await?;
             let failed = result.is_err();
             results.push(result);
             if failed {
@@ -787,6 +808,18 @@ fn aborted_error(message: &str) -> Outcome {
 
 /// `BEGIN`/`ROLLBACK` issued by the executor itself cannot fail as statements; if they do, the
 /// database is not in the state Barista left it in.
+/// The statement that pins a transaction's timestamp for stored expressions that read it (column
+/// defaults, views and function bodies rewritten by the determinism policy); none for an
+/// out-of-range timestamp, which statements refuse themselves.
+fn pin_timestamp(timestamp_us: i64) -> Option<String> {
+    TxnTimestamp::from_unix_micros(timestamp_us).ok().map(determinism::pin_timestamp_sql)
+}
+
+/// `BEGIN`, and the timestamp's pin.
+fn begin_script(pin: &Option<String>) -> Vec<&str> {
+    ["BEGIN"].into_iter().chain(pin.as_deref()).collect()
+}
+
 fn begin_or_fault(result: Result<ResultSet, SqlError>) -> Result<(), BackendFault> {
     result.map(|_| ()).map_err(|e| BackendFault(format!("transaction control failed: {e}")))
 }

@@ -290,6 +290,16 @@ impl SqlSession for PgSession {
     ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
         self.write_own_now(sql, params, true)
     }
+
+    fn execute_begun(
+        &mut self,
+        begin: &[&str],
+        sql: &str,
+        params: &[SqlValue],
+    ) -> impl Future<Output = StatementResult> + Send {
+        let begin = begin.join("; ");
+        self.guarded(async move |session| session.statement_begun(begin, sql, params).await)
+    }
 }
 
 impl PgSession {
@@ -427,6 +437,39 @@ impl PgSession {
             Ok(prepared) => prepared,
             Err(e) => return failed(&e),
         };
+        self.execute_prepared(sql, params, prepared).await
+    }
+
+    /// Whether `statement` runs `sql` without preparing it (or without sending it at all).
+    fn unprepared(sql: &str, params: &[SqlValue]) -> bool {
+        sql.contains('\0')
+            || first_word(sql).eq_ignore_ascii_case("COPY")
+            || (params.is_empty() && is_transaction_control(sql))
+    }
+
+    /// `begin`, then the statement: the `BEGIN` and the statement's Parse go out together, since
+    /// preparing does not depend on the answer to `BEGIN` (one round trip less per command).
+    async fn statement_begun(&mut self, begin: String, sql: &str, params: &[SqlValue]) -> StatementResult {
+        let begin_fault = |e: tokio_postgres::Error| BackendFault(format!("transaction control failed: {e}"));
+        if Self::unprepared(sql, params) {
+            self.client.simple_query(&begin).await.map_err(begin_fault)?;
+            return self.statement(sql, params).await;
+        }
+        let (begun, prepared) = futures::join!(self.client.simple_query(&begin), self.client.prepare(sql));
+        begun.map_err(begin_fault)?;
+        match prepared {
+            Ok(prepared) => self.execute_prepared(sql, params, prepared).await,
+            Err(e) => failed(&e),
+        }
+    }
+
+    /// The rest of `statement` once `sql` is prepared: bind, execute, read the rows.
+    async fn execute_prepared(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+        prepared: tokio_postgres::Statement,
+    ) -> StatementResult {
         if prepared.params().len() != params.len() {
             return Ok(Err(SqlError {
                 sqlstate: "08P01".into(),

@@ -29,7 +29,7 @@
 //!   a `BEGIN` among them leaves the transaction open; `write_own` writes with parameters typed
 //!   by their values (`Int` into a narrower integer column too) and reports errors as results;
 //!   `write_own_and_commit` commits after the write, and a failed write is a fault that commits
-//!   nothing.
+//!   nothing; `execute_begun` runs its statement inside the transaction it begins.
 //!
 //! Not required: concurrent writers (the executor's policy lets only one session write while a
 //! transaction is open, and the SQLite stand-in cannot wait on locks), type names beyond being
@@ -354,4 +354,11 @@ pub async fn own_statements_run_in_order_and_stop_at_an_error<B: SqlBackend>(bac
     drop(t);
     let mut u = connect(backend).await;
     assert_eq!(column(&mut u, ids).await, ints(&[2, 5]), "nothing of the failed transaction committed");
+    let insert = "INSERT INTO conformance_own (id, n, b) VALUES ($1, 1, '')";
+    let begun = u.execute_begun(&["BEGIN"], insert, &[SqlValue::Int(7)]).await.unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(begun.map(|rs| rs.rows_affected), Ok(1));
+    let failed = u.execute_begun(&["BEGIN"], "SELEC 1", &[]).await.unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(failed.map_err(|e| e.sqlstate), Err("42601".to_string()));
+    ok(&mut u, "ROLLBACK", &[]).await;
+    assert_eq!(column(&mut u, ids).await, ints(&[2, 5]), "the statement ran inside the transaction begun with it");
 }
