@@ -54,9 +54,7 @@ pub struct NodeConfig {
     pub retry: Duration,
     /// An explicit transaction idle this long is rolled back through the log.
     pub idle_txn_timeout: Duration,
-    /// Applied slots are flushed to disk, and reported as `Done`, at most this often. PostgreSQL's
-    /// own WAL writer flushes asynchronous commits every 200 ms by default; flushing more often
-    /// only adds disk waits to the loop, and `Done` can lag: it only lets the log forget.
+    /// Applied slots are flushed to disk, and reported as `Done`, at most this often.
     pub flush_every: Duration,
     /// Most client requests queued for the loop.
     pub request_queue: usize,
@@ -86,7 +84,7 @@ impl NodeConfig {
             tick: Duration::from_millis(10),
             retry: Duration::from_millis(100),
             idle_txn_timeout: Duration::from_secs(30),
-            flush_every: Duration::from_millis(200),
+            flush_every: Duration::from_millis(50),
             request_queue: 10_000,
             on_apply: None,
         }
