@@ -355,7 +355,8 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         }
     }
 
-    /// Persist, then send, then apply: the order `Ready` demands.
+    /// Early messages, persist, then the other messages, then apply: the order `Ready` demands;
+    /// then, when due, the flush that makes the applied slots `Done`.
     async fn drive<T: Transport>(&mut self, transport: &mut T) {
         let mut ready = self.replica.take_ready();
         // Out while the persist runs: a leader's accepts reach the followers, whose writes then
