@@ -15,8 +15,8 @@
 //! Every target runs the same pgbench binary, script (`-M simple` by default, `--mode` to
 //! change) and scale 1 tables, on servers with PostgreSQL's default settings (fsync on). The
 //! direct side uses replica 0's own server, in a database of its own (so Barista's replicas stay
-//! identical). The tables are loaded everywhere as `server/tests/pg_pgbench.rs` loads them
-//! (Barista refuses pgbench's COPY and VACUUM), and pgbench runs with `-n`. The targets take turns
+//! identical). The tables are loaded everywhere with `pgbench -i -I dtGp` (Barista refuses the
+//! default steps' COPY and VACUUM), and pgbench runs with `-n`. The targets take turns
 //! at each client count, so a noisy moment of a shared machine does not land on one only.
 //! Barista lets one explicit transaction be open cluster-wide at a time, so its clients take
 //! turns; pgpool-II runs each write on its main server first, then on the two others.
@@ -77,14 +77,6 @@ struct Args {
     #[arg(long, default_value = "target/pgbench-compare")]
     dir: PathBuf,
 }
-
-/// pgbench's `-I G` rows for scale 1, ordered as Barista asks.
-const LOAD: &str = "BEGIN;
-INSERT INTO pgbench_branches (bid, bbalance) SELECT bid, 0 FROM generate_series(1, 1) AS bid ORDER BY bid;
-INSERT INTO pgbench_tellers (tid, bid, tbalance) SELECT tid, (tid - 1) / 10 + 1, 0 FROM generate_series(1, 10) AS tid ORDER BY tid;
-INSERT INTO pgbench_accounts (aid, bid, abalance, filler)
-  SELECT aid, (aid - 1) / 100000 + 1, 0, '' FROM generate_series(1, 100000) AS aid ORDER BY aid;
-COMMIT;";
 
 /// Where a system listens.
 struct Target {
@@ -176,9 +168,8 @@ fn reported(out: &str, label: &str) -> anyhow::Result<f64> {
 }
 
 fn prepare(args: &Args, target: &Target) -> anyhow::Result<()> {
-    run(args, "pgbench", target, &["-i", "-I", "dt", "-s", "1"])?;
-    run(args, "psql", target, &["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", LOAD])?;
-    run(args, "pgbench", target, &["-i", "-I", "p"])?;
+    // pgbench's default steps less `g` (COPY) and `v` (VACUUM), which Barista refuses.
+    run(args, "pgbench", target, &["-i", "-I", "dtGp", "-s", "1"])?;
     Ok(())
 }
 

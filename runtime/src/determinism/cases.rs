@@ -407,6 +407,20 @@ pub const CASES: &[Case] = &[
         "Rows would be inserted in physical order, so serial ids, ON CONFLICT winners and trigger order would differ.",
     ),
     case(
+        "insert-select-series",
+        "INSERT ... SELECT from generate_series alone",
+        "INSERT INTO events (kind, note) SELECT 'series', 'row ' || g FROM generate_series(1, 3) AS g WHERE g > 1",
+        Unchanged(Write),
+        "A series is returned in order on every replica (pgbench -i -I G loads this way).",
+    ),
+    case(
+        "insert-select-series-joined",
+        "INSERT ... SELECT from generate_series joined to a table",
+        "INSERT INTO events (kind, note) SELECT 'copy', name FROM generate_series(1, 2) AS g, items",
+        Refused("INSERT ... SELECT without ORDER BY"),
+        "The join visits the table in physical order.",
+    ),
+    case(
         "insert-select-ordered",
         "INSERT ... SELECT with ORDER BY",
         "INSERT INTO events (kind, note) SELECT 'copy', name FROM items ORDER BY id",

@@ -19,8 +19,8 @@ use super::text::{Edit, Replacement, Tokens};
 use super::time::{TimeForm, TimeHead};
 use sqlparser::ast::{
     CastKind, DataType, Distinct, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArguments, Ident, NamedWindowExpr, NonBlock, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
-    Value, ValueWithSpan, Visitor, WindowType,
+    FunctionArguments, GroupByExpr, Ident, NamedWindowExpr, NonBlock, Query, Select, SelectItem, SetExpr, Statement,
+    TableFactor, Value, ValueWithSpan, Visitor, WindowType,
 };
 use std::ops::ControlFlow;
 
@@ -560,11 +560,27 @@ fn aggregate_ordered(function: &Function) -> bool {
 /// Whether the rows of an `INSERT`'s source come from a relation (and so in physical order).
 fn reads_relation(body: &SetExpr) -> bool {
     match body {
-        SetExpr::Select(select) => !select.from.is_empty(),
+        SetExpr::Select(select) => !select.from.is_empty() && !is_series_scan(select),
         SetExpr::Query(query) => query.order_by.is_none() && reads_relation(&query.body),
         SetExpr::Values(_) => false,
         _ => true,
     }
+}
+
+/// A `SELECT` from `generate_series(...)` alone: no join, grouping, `DISTINCT` or `HAVING`. The
+/// function scan returns the series in order on every replica, and filtering keeps that order, so
+/// rows inserted from it are inserted in one order everywhere (pgbench's `-I G` loads this way).
+fn is_series_scan(select: &Select) -> bool {
+    let [from] = select.from.as_slice() else { return false };
+    let series = |name: &sqlparser::ast::ObjectName| {
+        let name = name.to_string().to_ascii_lowercase();
+        name == "generate_series" || name == "pg_catalog.generate_series"
+    };
+    from.joins.is_empty()
+        && select.distinct.is_none()
+        && select.having.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(exprs, modifiers) if exprs.is_empty() && modifiers.is_empty())
+        && matches!(&from.relation, TableFactor::Table { name, args: Some(_), .. } if series(name))
 }
 
 fn is_text_type(data_type: &DataType) -> bool {
