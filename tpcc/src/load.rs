@@ -157,19 +157,7 @@ fn jobs(warehouses: i64, scale: &Scale) -> Vec<Job> {
 
 /// A timestamp literal in UTC, to the second: the "current date and time" of the population.
 pub fn utc_timestamp(at: SystemTime) -> String {
-    let secs = at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}+00", rem / 3600, (rem / 60) % 60, rem % 60)
+    chrono::DateTime::<chrono::Utc>::from(at).format("%Y-%m-%d %H:%M:%S+00").to_string()
 }
 
 /// Quotes text as an SQL string literal.
