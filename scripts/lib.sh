@@ -22,6 +22,16 @@ pid_alive() {
     [[ $state != Z && $state != X ]]
 }
 
+# The live process whose PID is the first line of FILE, or fail. NUL bytes are dropped (pgpool
+# pads its PID file with them).
+pid_in_file() {
+    local pid
+    [[ -f $1 ]] || return 1
+    pid=$(tr -d '\0' <"$1" 2>/dev/null | head -n 1) || return 1
+    pid_alive "$pid" || return 1
+    printf '%s\n' "$pid"
+}
+
 # True when something accepts TCP connections on 127.0.0.1:PORT.
 # Uses bash's /dev/tcp, so it needs neither nc nor ss.
 port_listening() {

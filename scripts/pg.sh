@@ -42,11 +42,7 @@ usage() {
 
 # The live postmaster's PID from DIR/postmaster.pid, or fail.
 running_pid() {
-    local pid
-    [[ -f $DIR/postmaster.pid ]] || return 1
-    pid=$(head -n 1 "$DIR/postmaster.pid" 2>/dev/null) || return 1
-    pid_alive "$pid" || return 1
-    printf '%s\n' "$pid"
+    pid_in_file "$DIR/postmaster.pid"
 }
 
 # The port a running server was started on (line 4 of postmaster.pid).

@@ -36,12 +36,7 @@ usage() {
 
 # The live pgpool's PID from DIR/pgpool.pid, or fail.
 running_pid() {
-    local pid
-    [[ -f $DIR/pgpool.pid ]] || return 1
-    # pgpool pads its PID file with NUL bytes.
-    pid=$(tr -d '\0' <"$DIR/pgpool.pid" 2>/dev/null | head -n 1) || return 1
-    pid_alive "$pid" || return 1
-    printf '%s\n' "$pid"
+    pid_in_file "$DIR/pgpool.pid"
 }
 
 write_conf() { # PORT PCP_PORT BACKEND_PORT...
