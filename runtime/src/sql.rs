@@ -118,7 +118,7 @@ pub trait SqlSession: Send {
     }
 
     /// Runs one of Barista's own writes (bookkeeping), whose parameters have the types of their
-    /// values (`Int` is `bigint`, `Bytes` is `bytea`, `Text` is `text`, ...) and which returns no
+    /// values (`Int` is `bigint`, `Bytes` is `bytea`, `Text` is `text`, ...; never NULL) and which returns no
     /// rows. A backend can then send it in one round trip, where [`SqlSession::execute`] must ask
     /// the server for the parameter types first; the default does just that.
     fn write_own(

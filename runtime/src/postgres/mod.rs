@@ -317,15 +317,8 @@ impl PgSession {
     async fn flush_now(&mut self) -> Result<(), BackendFault> {
         const FLUSH: &str = "BEGIN; SET LOCAL synchronous_commit = on; \
                              SELECT pg_catalog.pg_logical_emit_message(true, 'barista', 'flush'); COMMIT";
-        self.guarded(async |session| {
-            session
-                .client
-                .simple_query(FLUSH)
-                .await
-                .map(drop)
-                .map_err(|e| BackendFault(format!("flushing PostgreSQL's write-ahead log: {e}")))
-        })
-        .await
+        let flushed = self.execute_all_now(FLUSH.into()).await?;
+        flushed.map_err(|e| BackendFault(format!("flushing PostgreSQL's write-ahead log: {e}")))
     }
 
     /// Barista's own statements without parameters, in one simple query: one round trip.
@@ -340,7 +333,6 @@ impl PgSession {
     /// A bookkeeping write with its parameter types given (Parse, Bind and Execute in one round
     /// trip) instead of prepared first, and with `commit`, a `COMMIT` pipelined behind it (sent
     /// before the write's answer arrives: if the write fails, the server rolls back instead).
-    /// NULL has no type of its own: such a write takes the prepared path.
     async fn write_own_now(
         &mut self,
         sql: &str,
@@ -355,14 +347,8 @@ impl PgSession {
                 SqlValue::Text(v) => (Box::new(v.clone()), Type::TEXT),
                 SqlValue::Bool(v) => (Box::new(*v), Type::BOOL),
                 SqlValue::Float(v) => (Box::new(*v), Type::FLOAT8),
-                SqlValue::Null => {
-                    let written = self.run(sql, params).await?;
-                    return match (written, commit) {
-                        (Ok(_), true) => Ok(self.run("COMMIT", &[]).await?.map(drop)),
-                        (Err(e), true) => Err(BackendFault(format!("`{sql}`: {e}"))),
-                        (written, false) => Ok(written.map(drop)),
-                    };
-                }
+                // No bookkeeping write carries one, and NULL has no type of its own.
+                SqlValue::Null => return Err(BackendFault(format!("`{sql}`: NULL in a bookkeeping write"))),
             });
         }
         self.guarded(async |session| {
