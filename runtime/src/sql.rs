@@ -65,6 +65,9 @@ pub struct SqlError {
 #[error("database fault: {0}")]
 pub struct BackendFault(pub String);
 
+/// One of Barista's own writes: SQL and its parameters (see [`SqlSession::write_own`]).
+pub type OwnWrite<'a> = (&'a str, &'a [SqlValue]);
+
 /// One database connection, used by one replicated session (or by the executor's bookkeeping).
 pub trait SqlSession: Send {
     /// Prefix naming the schema of Barista's own tables (`public.` in PostgreSQL). Bookkeeping
@@ -147,17 +150,19 @@ pub trait SqlSession: Send {
         }
     }
 
-    /// [`SqlSession::write_own`], then `COMMIT`, sent together where the backend can (PostgreSQL:
-    /// pipelined, one round trip). A failed write is a fault (its transaction can only roll
-    /// back); the result is the `COMMIT`'s, which fails when a deferred constraint does.
+    /// [`SqlSession::write_own`] of each of `writes` in order, then `COMMIT`, sent together where
+    /// the backend can (PostgreSQL: pipelined, one round trip). A failed write is a fault (its
+    /// transaction can only roll back); the result is the `COMMIT`'s, which fails when a deferred
+    /// constraint does.
     fn write_own_and_commit(
         &mut self,
-        sql: &str,
-        params: &[SqlValue],
+        writes: &[OwnWrite<'_>],
     ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
         async move {
-            if let Err(e) = self.write_own(sql, params).await? {
-                return Err(BackendFault(format!("`{sql}`: {e}")));
+            for (sql, params) in writes {
+                if let Err(e) = self.write_own(sql, params).await? {
+                    return Err(BackendFault(format!("`{sql}`: {e}")));
+                }
             }
             Ok(self.execute("COMMIT", &[]).await?.map(drop))
         }

@@ -17,7 +17,7 @@
 //! The SQL is the common subset of PostgreSQL and SQLite (the simulation's stand-in).
 
 use crate::command::ConnId;
-use crate::sql::{BackendFault, SqlError, SqlSession, SqlValue};
+use crate::sql::{BackendFault, OwnWrite, SqlError, SqlSession, SqlValue};
 use crate::verify::{Checks, Coverage, DatabaseDigest};
 use barista_core::{NodeId, Slot};
 
@@ -157,16 +157,25 @@ pub(crate) async fn read_sessions<S: SqlSession>(session: &mut S) -> Result<Vec<
         .collect()
 }
 
-/// [`record`] and `COMMIT` together (one round trip on PostgreSQL); the result is the `COMMIT`'s.
+/// [`record`], with AP moved to `ap` when given (the command ends its slot), and `COMMIT`
+/// together (one round trip on PostgreSQL); the result is the `COMMIT`'s.
 pub(crate) async fn record_and_commit<S: SqlSession>(
     session: &mut S,
     conn: ConnId,
     request_seq: u64,
     outcome: &Outcome,
     state: SessionState,
+    ap: Option<Slot>,
 ) -> Result<Result<(), SqlError>, BackendFault> {
-    let sql = RECORD.replace("{schema}", S::BOOKKEEPING_SCHEMA);
-    session.write_own_and_commit(&sql, &record_params(conn, request_seq, outcome, state)).await
+    let record = RECORD.replace("{schema}", S::BOOKKEEPING_SCHEMA);
+    let record_params = record_params(conn, request_seq, outcome, state);
+    let position = WRITE_POSITION.replace("{schema}", S::BOOKKEEPING_SCHEMA);
+    let position_params = ap.map(|ap| [SqlValue::Int(ap as i64), SqlValue::Int(0)]);
+    let mut writes: Vec<OwnWrite<'_>> = vec![(&record, &record_params)];
+    if let Some(params) = &position_params {
+        writes.push((&position, params));
+    }
+    session.write_own_and_commit(&writes).await
 }
 
 fn record_params(conn: ConnId, request_seq: u64, outcome: &Outcome, state: SessionState) -> [SqlValue; 4] {

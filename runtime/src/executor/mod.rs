@@ -5,8 +5,9 @@
 //! - slots are applied strictly in order, and a slot is never skipped: a [`BackendFault`] stops the
 //!   executor at that slot, and the caller calls [`Executor::recover`] and feeds it again from
 //!   [`Executor::applied`] + 1;
-//! - AP (`sqlpaxoslog`) is written in the same transaction as the slot's work: on its own after
-//!   the slot's autocommit work, or inside the open client transaction (so it becomes durable with
+//! - AP (`sqlpaxoslog`) is written in the same transaction as the slot's work: in the commit of
+//!   the slot's last command when that is an autocommit one, on its own after the slot's other
+//!   autocommit work, or inside the open client transaction (so it becomes durable with
 //!   that transaction's `COMMIT`, and rolls back with it); the command that ends a transaction,
 //!   in the middle of a slot, also moves AP to just past itself in the same transaction, so a
 //!   replay never starts inside a transaction that has durably ended (where commands that were
@@ -102,6 +103,8 @@ pub struct Executor<B: SqlBackend> {
     faulted: bool,
     /// The command being applied: its slot and its index in the slot.
     cursor: (Slot, usize),
+    /// How many commands the slot being applied has.
+    slot_len: usize,
     /// Commands of slot `executed + 1` already applied durably (the end of a transaction in the
     /// middle of a slot), as loaded from the database: the next `apply` answers them from the
     /// records instead of running them again.
@@ -129,6 +132,7 @@ impl<B: SqlBackend> Executor<B> {
             executed: 0,
             faulted: false,
             cursor: (0, 0),
+            slot_len: 0,
             skip: 0,
             checks: Checks::default(),
             digests: Vec::new(),
@@ -248,6 +252,7 @@ impl<B: SqlBackend> Executor<B> {
         self.faulted = true;
         let skip = std::mem::take(&mut self.skip);
         let mut applied = Vec::with_capacity(value.commands().len());
+        self.slot_len = value.commands().len();
         for (index, command) in value.commands().iter().enumerate() {
             self.cursor = (slot, index);
             match ClientCommand::decode(&command.payload) {
@@ -259,7 +264,10 @@ impl<B: SqlBackend> Executor<B> {
                 Err(e) => warn!(slot, origin = command.origin, "skipping undecodable command: {e}"),
             }
         }
-        self.write_ap(slot).await?;
+        // The slot's last command may have moved AP already, in its own commit.
+        if self.committed_ap != slot {
+            self.write_ap(slot).await?;
+        }
         self.executed = slot;
         self.faulted = false;
         Ok(applied)
@@ -413,6 +421,12 @@ impl<B: SqlBackend> Executor<B> {
         }
     }
 
+    /// Whether the command being applied is its slot's last, so its own commit can move AP past
+    /// the slot (one write and one commit less per slot than AP on its own).
+    fn ends_slot(&self) -> bool {
+        self.cursor.1 + 1 == self.slot_len && !planted!(SkipApUpdate)
+    }
+
     fn remember(&mut self, conn: ConnId, request_seq: u64, outcome: &Outcome) {
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.last = Some((request_seq, outcome.clone()));
@@ -553,7 +567,7 @@ impl<B: SqlBackend> Executor<B> {
                     [Ok(rows)] => Outcome::Rows(rows.clone()),
                     _ => Outcome::Batch(r.to_vec()),
                 };
-                let mut results = self.autocommit_batch(conn, request_seq, timestamp_us, batch, single).await?;
+                let mut results = self.autocommit_batch(conn, request_seq, timestamp_us, batch, single, true).await?;
                 let outcome = match results.pop() {
                     Some(Ok(rows)) => Outcome::Rows(rows),
                     Some(Err(e)) => Outcome::Error(e),
@@ -569,8 +583,9 @@ impl<B: SqlBackend> Executor<B> {
     }
 
     /// Runs `statements` in one transaction and, when all succeed, records `recorded(results)` as
-    /// the request's outcome inside it. Returns the results; after an error the transaction was
-    /// rolled back and the caller records the outcome.
+    /// the request's outcome inside it (and AP, when this transaction is the last of its slot:
+    /// `ends_command` says it is the command's last). Returns the results; after an error the
+    /// transaction was rolled back and the caller records the outcome.
     async fn autocommit_batch(
         &mut self,
         conn: ConnId,
@@ -578,6 +593,7 @@ impl<B: SqlBackend> Executor<B> {
         timestamp_us: i64,
         statements: &[Statement],
         recorded: impl FnOnce(&[Result<ResultSet, SqlError>]) -> Outcome,
+        ends_command: bool,
     ) -> Result<Vec<Result<ResultSet, SqlError>>, BackendFault> {
         let pin = pin_timestamp(timestamp_us);
         let begin = begin_script(&pin);
@@ -596,10 +612,18 @@ impl<B: SqlBackend> Executor<B> {
             }
         }
         let outcome = recorded(&results);
+        // Not after a part of a command: a replay must still run the rest of it.
+        let ap = (ends_command && self.ends_slot()).then_some(self.cursor.0);
         let db = self.db(conn).await?;
-        if let Err(e) = bookkeeping::record_and_commit(db, conn, request_seq, &outcome, SessionState::Open).await? {
+        match bookkeeping::record_and_commit(db, conn, request_seq, &outcome, SessionState::Open, ap).await? {
+            Ok(()) => {
+                if let Some(ap) = ap {
+                    self.committed_ap = ap;
+                    self.pending_ap = ap;
+                }
+            }
             // A deferred constraint or serialization failure at commit: rolled back.
-            results.push(Err(e));
+            Err(e) => results.push(Err(e)),
         }
         Ok(results)
     }
@@ -637,7 +661,7 @@ impl<B: SqlBackend> Executor<B> {
         }
         if atomic {
             let whole = |r: &[Result<ResultSet, SqlError>]| Outcome::Batch(r.to_vec());
-            let results = self.autocommit_batch(conn, request_seq, timestamp_us, statements, whole).await?;
+            let results = self.autocommit_batch(conn, request_seq, timestamp_us, statements, whole, true).await?;
             let committed = results.len() == statements.len() && results.iter().all(Result::is_ok);
             let outcome = Outcome::Batch(results);
             if committed {
@@ -656,8 +680,8 @@ impl<B: SqlBackend> Executor<B> {
             let prefix = results.clone();
             let progress =
                 move |r: &[Result<ResultSet, SqlError>]| Outcome::Batch(prefix.iter().chain(r).cloned().collect());
-            let one =
-                self.autocommit_batch(conn, request_seq, timestamp_us, std::slice::from_ref(stmt), progress).await?;
+            let stmt = std::slice::from_ref(stmt);
+            let one = self.autocommit_batch(conn, request_seq, timestamp_us, stmt, progress, false).await?;
             let result = one.into_iter().last().unwrap_or_else(|| Ok(ResultSet::default()));
             results.push(result);
             let progress = Outcome::Batch(results.clone());

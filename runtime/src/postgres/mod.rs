@@ -65,7 +65,7 @@ use tracing::debug;
 pub use errors::is_replica_fault;
 pub use values::float_text;
 
-use crate::sql::{BackendFault, Column, ResultSet, SqlBackend, SqlError, SqlSession, SqlValue};
+use crate::sql::{BackendFault, Column, OwnWrite, ResultSet, SqlBackend, SqlError, SqlSession, SqlValue};
 
 /// Settings every connection sets at startup, and why:
 /// - `DateStyle`, `IntervalStyle`, `TimeZone`, `extra_float_digits`, `bytea_output`, `lc_monetary`,
@@ -275,20 +275,15 @@ impl SqlSession for PgSession {
         self.execute_all_now(statements.join("; "))
     }
 
-    fn write_own(
-        &mut self,
-        sql: &str,
-        params: &[SqlValue],
-    ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
-        self.write_own_now(sql, params, false)
+    async fn write_own(&mut self, sql: &str, params: &[SqlValue]) -> Result<Result<(), SqlError>, BackendFault> {
+        self.write_own_now(&[(sql, params)], false).await
     }
 
     fn write_own_and_commit(
         &mut self,
-        sql: &str,
-        params: &[SqlValue],
+        writes: &[OwnWrite<'_>],
     ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
-        self.write_own_now(sql, params, true)
+        self.write_own_now(writes, true)
     }
 
     fn execute_begun(
@@ -330,45 +325,56 @@ impl PgSession {
         .await
     }
 
-    /// A bookkeeping write with its parameter types given (Parse, Bind and Execute in one round
-    /// trip) instead of prepared first, and with `commit`, a `COMMIT` pipelined behind it (sent
-    /// before the write's answer arrives: if the write fails, the server rolls back instead).
+    /// Bookkeeping writes with their parameter types given (Parse, Bind and Execute in one round
+    /// trip) instead of prepared first, all pipelined, and with `commit`, a `COMMIT` pipelined
+    /// behind them (sent before the writes' answers arrive: if one fails, the server rolls back
+    /// instead).
     async fn write_own_now(
         &mut self,
-        sql: &str,
-        params: &[SqlValue],
+        writes: &[OwnWrite<'_>],
         commit: bool,
     ) -> Result<Result<(), SqlError>, BackendFault> {
-        let mut typed: Vec<(Box<dyn ToSql + Sync + Send>, Type)> = Vec::with_capacity(params.len());
-        for value in params {
-            typed.push(match value {
-                SqlValue::Int(v) => (Box::new(*v), Type::INT8),
-                SqlValue::Bytes(v) => (Box::new(v.clone()), Type::BYTEA),
-                SqlValue::Text(v) => (Box::new(v.clone()), Type::TEXT),
-                SqlValue::Bool(v) => (Box::new(*v), Type::BOOL),
-                SqlValue::Float(v) => (Box::new(*v), Type::FLOAT8),
-                // No bookkeeping write carries one, and NULL has no type of its own.
-                SqlValue::Null => return Err(BackendFault(format!("`{sql}`: NULL in a bookkeeping write"))),
-            });
+        let mut typed: Vec<Vec<(Box<dyn ToSql + Sync + Send>, Type)>> = Vec::with_capacity(writes.len());
+        for (sql, params) in writes {
+            let mut args: Vec<(Box<dyn ToSql + Sync + Send>, Type)> = Vec::with_capacity(params.len());
+            for value in *params {
+                args.push(match value {
+                    SqlValue::Int(v) => (Box::new(*v), Type::INT8),
+                    SqlValue::Bytes(v) => (Box::new(v.clone()), Type::BYTEA),
+                    SqlValue::Text(v) => (Box::new(v.clone()), Type::TEXT),
+                    SqlValue::Bool(v) => (Box::new(*v), Type::BOOL),
+                    SqlValue::Float(v) => (Box::new(*v), Type::FLOAT8),
+                    // No bookkeeping write carries one, and NULL has no type of its own.
+                    SqlValue::Null => return Err(BackendFault(format!("`{sql}`: NULL in a bookkeeping write"))),
+                });
+            }
+            typed.push(args);
         }
         self.guarded(async |session| {
-            let args: Vec<(&(dyn ToSql + Sync), Type)> =
-                typed.iter().map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone())).collect();
             let client = &session.client;
-            let write = client.query_typed(sql, &args);
-            if !commit {
-                return match write.await {
-                    Ok(_) => Ok(Ok(())),
-                    Err(e) => failed(&e).map(|r| r.map(drop)),
-                };
+            let args: Vec<Vec<(&(dyn ToSql + Sync), Type)>> = typed
+                .iter()
+                .map(|args| args.iter().map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone())).collect())
+                .collect();
+            let pipelined = writes.iter().zip(&args).map(|((sql, _), args)| client.query_typed(sql, args));
+            let commit = async { if commit { Some(client.simple_query("COMMIT").await) } else { None } };
+            let (written, committed) = futures::join!(futures::future::join_all(pipelined), commit);
+            for ((sql, _), result) in writes.iter().zip(written) {
+                match result {
+                    Ok(_) => {}
+                    // On its own, a write's error is its result, as `write_own` promises.
+                    Err(e) if committed.is_none() => return failed(&e).map(|r| r.map(drop)),
+                    Err(e) => {
+                        return Err(failed(&e)?.err().map_or_else(
+                            || BackendFault(format!("`{sql}` failed")),
+                            |e| BackendFault(format!("`{sql}`: {e}")),
+                        ));
+                    }
+                }
             }
-            match futures::join!(write, client.simple_query("COMMIT")) {
-                (Err(e), _) => Err(failed(&e)?.err().map_or_else(
-                    || BackendFault(format!("`{sql}` failed")),
-                    |e| BackendFault(format!("`{sql}`: {e}")),
-                )),
-                (Ok(_), Ok(_)) => Ok(Ok(())),
-                (Ok(_), Err(e)) => failed(&e).map(|r| r.map(drop)),
+            match committed {
+                None | Some(Ok(_)) => Ok(Ok(())),
+                Some(Err(e)) => failed(&e).map(|r| r.map(drop)),
             }
         })
         .await

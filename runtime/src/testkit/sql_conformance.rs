@@ -28,7 +28,7 @@
 //! - `execute_all` runs statements in order and stops at the first error, which it returns, and
 //!   a `BEGIN` among them leaves the transaction open; `write_own` writes with parameters typed
 //!   by their values (`Int` into a narrower integer column too) and reports errors as results;
-//!   `write_own_and_commit` commits after the write, and a failed write is a fault that commits
+//!   `write_own_and_commit` commits after its writes, and a failed write is a fault that commits
 //!   nothing; `execute_begun` runs its statement inside the transaction it begins.
 //!
 //! Not required: concurrent writers (the executor's policy lets only one session write while a
@@ -342,23 +342,27 @@ pub async fn own_statements_run_in_order_and_stop_at_an_error<B: SqlBackend>(bac
     assert_eq!(column(&mut s, "SELECT n FROM conformance_own WHERE id = 2").await, ints(&[7]));
     ok(&mut s, "BEGIN", &[]).await;
     let params = [SqlValue::Int(5), SqlValue::Int(5), SqlValue::Bytes(vec![5])];
-    assert_eq!(s.write_own_and_commit(write, &params).await.unwrap_or_else(|f| panic!("{f}")), Ok(()));
+    let eight = [SqlValue::Int(8), SqlValue::Int(8), SqlValue::Bytes(vec![8])];
+    let both = s.write_own_and_commit(&[(write, &params), (write, &eight)]).await;
+    assert_eq!(both.unwrap_or_else(|f| panic!("{f}")), Ok(()));
     drop(s);
     let mut t = connect(backend).await;
     // (Row 3 committed or not above, depending on the backend.)
     let ids = "SELECT id FROM conformance_own WHERE id <> 3 ORDER BY id";
-    assert_eq!(column(&mut t, ids).await, ints(&[2, 5]), "committed");
+    assert_eq!(column(&mut t, ids).await, ints(&[2, 5, 8]), "committed");
     ok(&mut t, "BEGIN", &[]).await;
     ok(&mut t, "INSERT INTO conformance_own VALUES (6, 6, '')", &[]).await;
-    assert!(t.write_own_and_commit(write, &params).await.is_err(), "a failed write is a fault");
+    let nine = [SqlValue::Int(9), SqlValue::Int(9), SqlValue::Bytes(vec![9])];
+    let failed = t.write_own_and_commit(&[(write, &nine), (write, &params)]).await;
+    assert!(failed.is_err(), "a failed write is a fault");
     drop(t);
     let mut u = connect(backend).await;
-    assert_eq!(column(&mut u, ids).await, ints(&[2, 5]), "nothing of the failed transaction committed");
+    assert_eq!(column(&mut u, ids).await, ints(&[2, 5, 8]), "nothing of the failed transaction committed");
     let insert = "INSERT INTO conformance_own (id, n, b) VALUES ($1, 1, '')";
     let begun = u.execute_begun(&["BEGIN"], insert, &[SqlValue::Int(7)]).await.unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(begun.map(|rs| rs.rows_affected), Ok(1));
     let failed = u.execute_begun(&["BEGIN"], "SELEC 1", &[]).await.unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(failed.map_err(|e| e.sqlstate), Err("42601".to_string()));
     ok(&mut u, "ROLLBACK", &[]).await;
-    assert_eq!(column(&mut u, ids).await, ints(&[2, 5]), "the statement ran inside the transaction begun with it");
+    assert_eq!(column(&mut u, ids).await, ints(&[2, 5, 8]), "the statement ran inside the transaction begun with it");
 }
