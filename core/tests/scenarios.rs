@@ -316,6 +316,35 @@ fn a_follower_that_hears_its_leader_does_not_help_a_challenger() {
 }
 
 #[test]
+fn a_candidate_asks_again_and_wins_once_the_old_leaders_lease_ends_elsewhere() {
+    let mut c = Cluster::new(3, Protocol::MultiPaxos, 8);
+    elect(&mut c, 0);
+    c.tick(0); // its first heartbeat: the followers know their leader
+    c.deliver_all(1000);
+    c.crash(0);
+    // Replica 1 notices first; replica 2 still hears the dead leader and ignores the prepare.
+    while c.replica(1).status().role == RoleKind::Follower {
+        c.tick(1);
+    }
+    let ballot = c.replica(1).status().promised;
+    c.deliver_all(1000);
+    assert_eq!(c.replica(1).status().role, RoleKind::Candidate, "no promise while replica 2 hears a leader");
+    // Replica 2's lease runs out: it has heard nothing for `election_ticks`, not yet campaigning.
+    let lease = c.replica(2).config().election_ticks;
+    for _ in 0..lease {
+        c.tick(2);
+    }
+    assert_eq!(c.replica(2).status().role, RoleKind::Follower, "seed 8: replica 2's own timeout is later");
+    // The candidate's next retransmission wins, in the same campaign: no second election timeout.
+    for _ in 0..c.replica(1).config().retransmit_ticks {
+        c.tick(1);
+        c.deliver_all(1000);
+    }
+    assert_eq!(c.leader(), Some(1));
+    assert_eq!(c.replica(1).status().promised, ballot, "won with the first campaign's ballot");
+}
+
+#[test]
 fn a_lagging_replica_catches_up_from_its_peers() {
     let mut c = Cluster::with_config(3, Protocol::MultiPaxos, 9, |cfg| cfg.learn_batch_max = 7);
     elect(&mut c, 0);
