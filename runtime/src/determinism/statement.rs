@@ -35,6 +35,11 @@ pub enum StatementKind {
     /// `ROLLBACK TO SAVEPOINT`, `SET LOCAL`, `SET TRANSACTION`. Meaningful inside an explicit
     /// transaction (the client's begin()).
     Transaction,
+    /// Physical maintenance that changes no logical data and may run again harmlessly: `VACUUM`,
+    /// `ANALYZE` (see `maintenance`). Sent on its own, the executor runs it outside a transaction
+    /// and records its outcome after; inside a transaction it runs there (where PostgreSQL
+    /// refuses `VACUUM`, the same way on every replica).
+    Maintenance,
 }
 
 /// How the statement's kind is decided.
@@ -53,12 +58,13 @@ fn refuse(construct: &str, advice: impl Into<String>) -> Result<KindRule, Refusa
     Err(Refusal::new(construct, advice))
 }
 
-/// The refusal for `VACUUM`, parsed or not.
+/// The refusal for `VACUUM` where it is not a statement of its own (a function body; a client's
+/// `VACUUM` is recognised before parsing, see `maintenance`).
 pub(crate) fn vacuum_refusal() -> Refusal {
     Refusal::new(
-        "VACUUM",
-        "it cannot run inside the transaction Barista runs each statement in, and it changes no \
-         data; run it on each replica directly (autovacuum already does)",
+        "VACUUM inside a function body",
+        "PostgreSQL cannot run VACUUM inside a function or a transaction block; send it as a \
+         statement of its own",
     )
 }
 
