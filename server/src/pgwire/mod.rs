@@ -21,6 +21,7 @@
 //! notices (a `BEGIN` inside a transaction succeeds without PostgreSQL's warning).
 
 mod auth;
+mod copy;
 mod describe;
 mod handler;
 mod session;
@@ -35,6 +36,7 @@ use std::time::Duration;
 use barista_runtime::clock::SystemClock;
 use barista_runtime::service::Service;
 use pgwire::api::auth::StartupHandler;
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{ClientInfo, ErrorHandler, METADATA_USER, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError};
@@ -206,6 +208,10 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.startup.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.connection.clone()
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {
