@@ -6,7 +6,8 @@
 //! `docs/determinism.md`; two facts of Barista's executor explain most of them:
 //!
 //! - each statement runs inside a transaction the executor opens (to record the applied slot
-//!   with the statement's work), so statements that cannot run in a transaction block fail;
+//!   with the statement's work), so statements that cannot run in a transaction block fail
+//!   (`VACUUM` and `ANALYZE` excepted: see `maintenance`);
 //! - a replica that restarts re-applies the log after its last applied slot on new PostgreSQL
 //!   connections, so anything that lives in a PostgreSQL session across transactions (settings,
 //!   prepared statements, temporary tables, listeners, cursors WITH HOLD, session locks, cached
