@@ -715,7 +715,7 @@ pub const CASES: &[Case] = &[
         "COPY ... FROM STDIN",
         "COPY items FROM STDIN",
         Refused("COPY ... FROM STDIN"),
-        "The rows would travel outside the statement, so not through the log. Use batched INSERT ... VALUES.",
+        "The rows would travel outside the statement, so not through the log. Use batched INSERT ... VALUES; the PostgreSQL port does that for a client's COPY FROM STDIN (the rows arrive as INSERTs of literals).",
     ),
     case(
         "copy-file",

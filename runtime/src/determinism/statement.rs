@@ -296,9 +296,10 @@ pub(crate) fn local_setting_policy(name: &str) -> Result<(), Refusal> {
 fn copy_refusal(source: &CopySource, to: bool, target: &CopyTarget) -> Result<KindRule, Refusal> {
     let _ = source;
     let (construct, why) = match (to, target) {
-        (false, CopyTarget::Stdin) => {
-            ("COPY ... FROM STDIN", "the rows would travel outside the statement, so they could not be in the log")
-        }
+        (false, CopyTarget::Stdin) => (
+            "COPY ... FROM STDIN",
+            "the rows would travel outside the statement, so they could not be in the log (Barista's PostgreSQL port turns a COPY's rows into INSERTs itself)",
+        ),
         (true, CopyTarget::Stdout) => {
             ("COPY ... TO STDOUT", "Barista returns results as rows of a statement, not as a copy stream")
         }
