@@ -11,6 +11,7 @@
 //! - a client that vanishes in the middle of a big COPY leaves nothing and holds nothing: the
 //!   next transaction of another client runs;
 //! - psql (simple protocol) loads CSV with a header, quotes and embedded newlines;
+//! - `VACUUM ANALYZE` of the loaded table runs; `VACUUM` inside a transaction fails with 25001;
 //! - every replica's own PostgreSQL holds identical rows.
 //!
 //! About 10 s, most of it starting the cluster and the 20,000-row COPYs.
@@ -188,6 +189,14 @@ fn tokio_postgres_copies(cluster: &Cluster) {
         tx.execute("INSERT INTO copied VALUES (8, 'after', 80)", &[]).await.expect("insert");
         tx.commit().await.expect("commit");
         assert_eq!(count(&client, "bulk").await, i64::from(rows));
+
+        // pgbench -i's VACUUM after its COPY: on its own it runs (outside a transaction, on every
+        // replica); inside a transaction it is PostgreSQL's error 25001.
+        client.batch_execute("VACUUM ANALYZE bulk").await.expect("VACUUM");
+        let tx = client.transaction().await.expect("begin");
+        let err = tx.batch_execute("VACUUM bulk").await.expect_err("not in a transaction block");
+        assert_eq!(err.code(), Some(&SqlState::ACTIVE_SQL_TRANSACTION), "{err}");
+        tx.rollback().await.expect("rollback");
     });
 }
 
