@@ -11,6 +11,8 @@
 //! - a client that vanishes in the middle of a big COPY leaves nothing and holds nothing: the
 //!   next transaction of another client runs;
 //! - psql (simple protocol) loads CSV with a header, quotes and embedded newlines;
+//! - a client that sends a query instead of CopyDone gets 08P01, and its next COMMIT commits
+//!   nothing of the COPY;
 //! - `VACUUM ANALYZE` of the loaded table runs; `VACUUM` inside a transaction fails with 25001;
 //! - every replica's own PostgreSQL holds identical rows.
 //!
@@ -200,6 +202,76 @@ fn tokio_postgres_copies(cluster: &Cluster) {
     });
 }
 
+/// A bare protocol connection, for what no driver sends.
+struct Raw(std::net::TcpStream);
+
+impl Raw {
+    fn connect(cluster: &Cluster, replica: usize) -> Raw {
+        let (host, port) = connect(cluster, replica);
+        let mut raw = Raw(std::net::TcpStream::connect((host.as_str(), port)).expect("connect"));
+        raw.0.set_read_timeout(Some(Duration::from_secs(30))).expect("a timeout");
+        let params = b"user\0postgres\0database\0postgres\0\0";
+        let mut startup = Vec::new();
+        startup.extend_from_slice(&(8 + params.len() as i32).to_be_bytes());
+        startup.extend_from_slice(&196_608i32.to_be_bytes());
+        startup.extend_from_slice(params);
+        raw.0.write_all(&startup).expect("startup");
+        raw.until(b'Z');
+        raw
+    }
+
+    fn send(&mut self, kind: u8, body: &[u8]) {
+        let mut message = vec![kind];
+        message.extend_from_slice(&(4 + body.len() as i32).to_be_bytes());
+        message.extend_from_slice(body);
+        self.0.write_all(&message).expect("send");
+    }
+
+    fn query(&mut self, sql: &str) {
+        self.send(b'Q', &[sql.as_bytes(), b"\0"].concat());
+    }
+
+    /// The kinds of the messages received up to and including the first of kind `last`, and
+    /// the SQLSTATEs of the errors among them.
+    fn until(&mut self, last: u8) -> (Vec<u8>, Vec<String>) {
+        use std::io::Read;
+        let (mut kinds, mut errors) = (Vec::new(), Vec::new());
+        loop {
+            let mut head = [0u8; 5];
+            self.0.read_exact(&mut head).expect("a message");
+            let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            let mut body = vec![0u8; len.saturating_sub(4)];
+            self.0.read_exact(&mut body).expect("its body");
+            if head[0] == b'E' {
+                // Fields: a type byte, then a NUL-terminated string; `C` is the SQLSTATE.
+                let code = body.split(|b| *b == 0).find(|f| f.first() == Some(&b'C'));
+                errors.push(code.map(|c| String::from_utf8_lossy(&c[1..]).into_owned()).unwrap_or_default());
+            }
+            kinds.push(head[0]);
+            if head[0] == last {
+                return (kinds, errors);
+            }
+        }
+    }
+}
+
+/// A client that breaks the protocol in the middle of a COPY (a query instead of CopyDone),
+/// after the front end opened a transaction for it and sent INSERTs: the query is refused
+/// (08P01), and the COPY must not ride on the client's next COMMIT.
+fn protocol_break_mid_copy(cluster: &Cluster) {
+    let mut raw = Raw::connect(cluster, 2);
+    raw.query("COPY bulk FROM STDIN");
+    raw.until(b'G');
+    raw.send(b'd', &big(50_001..=60_000));
+    raw.query("COMMIT");
+    let (_, errors) = raw.until(b'Z');
+    assert_eq!(errors, ["08P01"]);
+    raw.query("COMMIT");
+    let (kinds, errors) = raw.until(b'Z');
+    assert!(errors.is_empty() && kinds.contains(&b'C'), "{kinds:?} {errors:?}");
+    expect_everywhere(cluster, &[0, 1, 2], "SELECT count(*) FROM bulk WHERE id > 50000", "0\n");
+}
+
 const PSQL_SCRIPT: &str = "CREATE TABLE csv_rows (id int4, label text, note text);
 COPY csv_rows (id, label, note) FROM STDIN (FORMAT csv, HEADER true);
 id,label,note
@@ -230,6 +302,7 @@ fn copy_from_stdin_loads_the_same_rows_everywhere_or_none() {
     let cluster = Cluster::start("pg-copy", |_| Vec::new());
     tokio_postgres_copies(&cluster);
     psql_copies_csv(&cluster);
+    protocol_break_mid_copy(&cluster);
     let all = [0, 1, 2];
     expect_everywhere(&cluster, &all, SHOW, &format!("{SHOWN}8|'after'|80\n"));
     expect_everywhere(

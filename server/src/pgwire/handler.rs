@@ -371,6 +371,17 @@ impl Connection {
         }
     }
 
+    /// Undoes a COPY left behind by the protocol: the client sent a message other than the
+    /// COPY's in the middle of it, which pgwire refused (08P01), and went on with statements.
+    /// Without this its INSERTs, in a transaction the front end opened, would be committed by
+    /// the client's next COMMIT.
+    async fn abandon_copy(&self) {
+        if let Some(state) = self.copy.lock().await.take() {
+            let abandoned = SqlError { sqlstate: "08P01".into(), message: "COPY abandoned".into() };
+            let _ = self.abort_copy(state, abandoned).await;
+        }
+    }
+
     /// Undoes a COPY that failed with `error` (or that the client abandoned); returns the error.
     /// Its own transaction rolls back. Inside the client's transaction PostgreSQL aborts the
     /// transaction; where the executor has not seen a failure (the rows or the client were at
@@ -395,6 +406,7 @@ impl Connection {
 
     /// Runs a bound portal of the extended protocol.
     async fn execute(&self, portal: &Portal<PreparedRef>) -> Result<Response, SqlError> {
+        self.abandon_copy().await;
         let prepared = &portal.statement.statement;
         let tag = match &prepared.action {
             Action::Sql(tag) => tag,
@@ -598,6 +610,7 @@ impl SimpleQueryHandler for Connection {
             return Err(PgWireError::NotReadyForQuery);
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
+        self.abandon_copy().await;
         let store = client.portal_store();
         let deallocate = |name: Option<&str>| {
             // `ALL` needs nothing: a statement parsed again under its name replaces the old one.
