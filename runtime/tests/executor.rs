@@ -604,6 +604,50 @@ async fn a_commit_that_fails_rolls_back_and_is_the_answer() {
     assert_eq!(r.run(cmd(A, 6, Op::Commit)).await, commit);
 }
 
+#[tokio::test]
+async fn vacuum_runs_outside_a_transaction_and_fails_inside_one() {
+    let mut r = Replica::new().await;
+    setup(&mut r, &[A, B]).await;
+    r.run(cmd(A, 3, insert("t", 1))).await;
+    // On its own: no BEGIN around it (SQLite, like PostgreSQL, refuses VACUUM in a transaction).
+    assert!(matches!(r.run(cmd(A, 4, sql("VACUUM"))).await, Outcome::Rows(_)));
+    assert!(matches!(r.run(cmd(A, 5, sql("ANALYZE t"))).await, Outcome::Rows(_)));
+    assert_eq!(r.ex().applied(), 5);
+    // Recorded: a retry is answered, not run.
+    assert!(matches!(r.run(cmd(A, 5, sql("ANALYZE t"))).await, Outcome::Rows(_)));
+    // Inside a transaction it fails as in PostgreSQL, and aborts the transaction.
+    r.run(cmd(B, 2, Op::Begin)).await;
+    r.run(cmd(B, 3, insert("t", 2))).await;
+    assert_eq!(sqlstate(&r.run(cmd(B, 4, sql("VACUUM"))).await), Some("25001"));
+    assert_eq!(sqlstate(&r.run(cmd(B, 5, Op::Commit)).await), Some("25P02"));
+    assert_eq!(r.ids("t"), [1]);
+    // And in an atomic batch, which is one transaction.
+    let outcome = r.run(cmd(A, 6, batch(true, &["INSERT INTO t (id) VALUES (3)", "VACUUM"]))).await;
+    assert!(matches!(&outcome, Outcome::Batch(results) if results.last().is_some_and(Result::is_err)), "{outcome:?}");
+    assert_eq!(r.ids("t"), [1]);
+}
+
+#[tokio::test]
+async fn a_fault_around_a_vacuum_runs_it_again_harmlessly() {
+    let prefix = [
+        testkit::slot([cmd(A, 1, Op::Open), cmd(B, 1, Op::Open)]),
+        testkit::slot([cmd(A, 2, sql("CREATE TABLE t (id integer PRIMARY KEY, v text)"))]),
+        testkit::slot([cmd(A, 3, insert("t", 1))]),
+    ];
+    // A fault before the VACUUM's record (or the slot's AP) makes the replay run it again.
+    let value = testkit::slot([cmd(A, 4, sql("VACUUM")), cmd(B, 2, insert("t", 2))]);
+    let mut steady = Replica::new().await;
+    let expected = fault_during(&mut steady, &prefix, &value, u64::MAX).await;
+    assert!(matches!(expected[0].outcome, Outcome::Rows(_)), "{expected:?}");
+    let total = steady.db.statements_run();
+    for fuse in 0..total {
+        let mut r = Replica::new().await;
+        let applied = fault_during(&mut r, &prefix, &value, fuse).await;
+        assert_eq!(applied, expected, "fault after {fuse} statements");
+        assert_eq!(r.dump(), steady.dump(), "fault after {fuse} statements");
+    }
+}
+
 /// A log that exercises every command kind, transactions, busy retries, idle aborts and errors.
 fn workload() -> Vec<Value> {
     use testkit::slot;

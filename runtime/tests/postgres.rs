@@ -796,6 +796,69 @@ async fn the_executor_applies_slots_on_postgresql() {
     assert_eq!(ap(&mut look).await, [SqlValue::Int(9), SqlValue::Int(0)]);
 }
 
+#[tokio::test]
+async fn vacuum_runs_outside_a_transaction_and_its_replay_is_harmless() {
+    let backend = database("vacuum").await;
+    let mut executor = Executor::open(backend.clone()).await.unwrap_or_else(|f| panic!("open: {f}"));
+    let mut look = connect(&backend).await;
+    let setup = [
+        testkit::slot([cmd(1, 1, Op::Open), cmd(2, 1, Op::Open)]),
+        testkit::slot([cmd(1, 2, sql("CREATE TABLE t (id int4 PRIMARY KEY, v text)", vec![]))]),
+        testkit::slot([cmd(1, 3, sql("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100) AS g", vec![]))]),
+        testkit::slot([cmd(1, 4, sql("DELETE FROM t WHERE id > 50", vec![]))]),
+    ];
+    for (i, value) in setup.iter().enumerate() {
+        executor.apply(i as u64 + 1, value).await.unwrap_or_else(|f| panic!("slot {}: {f}", i + 1));
+    }
+    const DATA: &str = "SELECT count(*), md5(string_agg(t::text, ',' ORDER BY id)) FROM t";
+    let data = row(&mut look, DATA, &[]).await;
+    // The bookkeeping as a crash right after the VACUUM (before its outcome and AP) would leave it.
+    ok(&mut look, "CREATE TABLE saved_sessions AS SELECT * FROM barista_sessions", &[]).await;
+
+    // pgbench -i's statement: PostgreSQL refuses it in a transaction block, so this ran without one.
+    let vacuum = testkit::slot([cmd(1, 5, sql("VACUUM ANALYZE t", vec![]))]);
+    let first = executor.apply(5, &vacuum).await.unwrap_or_else(|f| panic!("slot 5: {f}"));
+    assert!(matches!(first[0].outcome, Outcome::Rows(_)), "{:?}", first[0].outcome);
+    assert_eq!(executor.applied(), 5);
+    let stats = "SELECT last_vacuum IS NOT NULL, last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 't'";
+    assert_eq!(row(&mut look, stats, &[]).await, [SqlValue::Bool(true), SqlValue::Bool(true)]);
+
+    // The crash: the executor goes, and the slot's record and AP with it; the replay runs it again.
+    drop(executor);
+    ok(&mut look, "UPDATE sqlpaxoslog SET lastseqnum = 4, commands_done = 0", &[]).await;
+    ok(&mut look, "DELETE FROM barista_sessions", &[]).await;
+    ok(&mut look, "INSERT INTO barista_sessions SELECT * FROM saved_sessions", &[]).await;
+    let mut executor = Executor::open(backend.clone()).await.unwrap_or_else(|f| panic!("reopen: {f}"));
+    assert_eq!(executor.applied(), 4);
+    let again = executor.apply(5, &vacuum).await.unwrap_or_else(|f| panic!("slot 5 again: {f}"));
+    assert_eq!(again, first, "the replay answers as the first run");
+    assert_eq!(ap(&mut look).await, [SqlValue::Int(5), SqlValue::Int(0)]);
+    assert_eq!(row(&mut look, DATA, &[]).await, data, "VACUUM changed no data, twice");
+
+    // Inside a transaction PostgreSQL refuses it, and the transaction is aborted.
+    let in_txn = [
+        testkit::slot([cmd(2, 2, Op::Begin)]),
+        testkit::slot([cmd(2, 3, sql("INSERT INTO t VALUES (99, 'x')", vec![]))]),
+        testkit::slot([cmd(2, 4, sql("VACUUM t", vec![]))]),
+        testkit::slot([cmd(2, 5, Op::Commit)]),
+    ];
+    let mut outcomes = Vec::new();
+    for (i, value) in in_txn.iter().enumerate() {
+        let slot = i as u64 + 6;
+        let applied = executor.apply(slot, value).await.unwrap_or_else(|f| panic!("slot {slot}: {f}"));
+        outcomes.extend(applied.into_iter().map(|a| a.outcome));
+    }
+    match &outcomes[2] {
+        Outcome::Error(e) => {
+            assert_eq!(e.sqlstate, "25001", "{e}");
+            assert!(e.message.contains("VACUUM cannot run inside a transaction block"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&outcomes[3], Outcome::Error(e) if e.sqlstate == "25P02"), "{:?}", outcomes[3]);
+    assert_eq!(row(&mut look, DATA, &[]).await, data, "the aborted transaction left nothing");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Divergence checksum
 

@@ -33,6 +33,8 @@
 //!   values everywhere, rolled-back draws included; refused where rows are visited in physical
 //!   order (`UPDATE`, unordered `SELECT`), and `CACHE > 1` is refused.
 //! - **User functions** are allowed where called and checked where created (see `body`).
+//! - **Maintenance** (`VACUUM`, `ANALYZE`) changes no logical data: allowed, and run by the
+//!   executor outside a transaction (see `maintenance`).
 //! - **Statements sqlparser cannot parse** are refused, as are several statements in one string
 //!   and transaction control (`BEGIN`/`COMMIT`: the client API has its own calls).
 //!
@@ -45,6 +47,7 @@
 mod body;
 mod cases;
 mod functions;
+mod maintenance;
 mod refusal;
 mod statement;
 mod text;
@@ -116,6 +119,22 @@ pub fn check(sql: &str, timestamp: TxnTimestamp) -> Result<Checked, Refusal> {
     Ok(Checked { kind: analysis.kind, verdict })
 }
 
+/// Whether `sql` is a `VACUUM` or `ANALYZE` that [`check`] accepts ([`StatementKind::Maintenance`]),
+/// which the executor runs outside a transaction when it is sent on its own. Cheap for every
+/// other statement: only text that starts with one of the verbs (or a comment) is tokenized.
+pub fn is_maintenance(sql: &str) -> bool {
+    let head = sql.trim_start();
+    let starts_with = |verb: &str| head.get(..verb.len()).is_some_and(|h| h.eq_ignore_ascii_case(verb));
+    let candidate = ["VACUUM", "ANALYZE", "ANALYSE", "--", "/*"].into_iter().any(starts_with);
+    candidate
+        && Tokenizer::new(&PostgreSqlDialect {}, sql)
+            .tokenize_with_location()
+            .ok()
+            .filter(|tokens| check_chain_length(tokens).is_ok())
+            .and_then(|tokens| maintenance::check(&tokens))
+            .is_some_and(|kind| kind.is_ok())
+}
+
 /// Where the text being analysed comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scope {
@@ -147,6 +166,12 @@ fn analyze(sql: &str, scope: Scope) -> Result<Analysis, Refusal> {
         .tokenize_with_location()
         .map_err(|e| Refusal::unparsable(format!("its SQL tokenizer failed ({e}); check quotes and comments")))?;
     check_chain_length(&raw)?;
+    // VACUUM and ANALYZE by PostgreSQL's grammar, which sqlparser does not know (see there).
+    if scope == Scope::Statement
+        && let Some(kind) = maintenance::check(&raw)
+    {
+        return kind.map(|kind| Analysis { kind, edits: Vec::new() });
+    }
     let statements = match Parser::new(&PostgreSqlDialect {}).with_tokens_with_locations(raw.clone()).parse_statements()
     {
         Ok(statements) => statements,

@@ -6,7 +6,8 @@
 //! `docs/determinism.md`; two facts of Barista's executor explain most of them:
 //!
 //! - each statement runs inside a transaction the executor opens (to record the applied slot
-//!   with the statement's work), so statements that cannot run in a transaction block fail;
+//!   with the statement's work), so statements that cannot run in a transaction block fail
+//!   (`VACUUM` and `ANALYZE` excepted: see `maintenance`);
 //! - a replica that restarts re-applies the log after its last applied slot on new PostgreSQL
 //!   connections, so anything that lives in a PostgreSQL session across transactions (settings,
 //!   prepared statements, temporary tables, listeners, cursors WITH HOLD, session locks, cached
@@ -35,6 +36,11 @@ pub enum StatementKind {
     /// `ROLLBACK TO SAVEPOINT`, `SET LOCAL`, `SET TRANSACTION`. Meaningful inside an explicit
     /// transaction (the client's begin()).
     Transaction,
+    /// Physical maintenance that changes no logical data and may run again harmlessly: `VACUUM`,
+    /// `ANALYZE` (see `maintenance`). Sent on its own, the executor runs it outside a transaction
+    /// and records its outcome after; inside a transaction it runs there (where PostgreSQL
+    /// refuses `VACUUM`, the same way on every replica).
+    Maintenance,
 }
 
 /// How the statement's kind is decided.
@@ -53,12 +59,13 @@ fn refuse(construct: &str, advice: impl Into<String>) -> Result<KindRule, Refusa
     Err(Refusal::new(construct, advice))
 }
 
-/// The refusal for `VACUUM`, parsed or not.
+/// The refusal for `VACUUM` where it is not a statement of its own (a function body; a client's
+/// `VACUUM` is recognised before parsing, see `maintenance`).
 pub(crate) fn vacuum_refusal() -> Refusal {
     Refusal::new(
-        "VACUUM",
-        "it cannot run inside the transaction Barista runs each statement in, and it changes no \
-         data; run it on each replica directly (autovacuum already does)",
+        "VACUUM inside a function body",
+        "PostgreSQL cannot run VACUUM inside a function or a transaction block; send it as a \
+         statement of its own",
     )
 }
 
@@ -289,9 +296,10 @@ pub(crate) fn local_setting_policy(name: &str) -> Result<(), Refusal> {
 fn copy_refusal(source: &CopySource, to: bool, target: &CopyTarget) -> Result<KindRule, Refusal> {
     let _ = source;
     let (construct, why) = match (to, target) {
-        (false, CopyTarget::Stdin) => {
-            ("COPY ... FROM STDIN", "the rows would travel outside the statement, so they could not be in the log")
-        }
+        (false, CopyTarget::Stdin) => (
+            "COPY ... FROM STDIN",
+            "the rows would travel outside the statement, so they could not be in the log (Barista's PostgreSQL port turns a COPY's rows into INSERTs itself)",
+        ),
         (true, CopyTarget::Stdout) => {
             ("COPY ... TO STDOUT", "Barista returns results as rows of a statement, not as a copy stream")
         }

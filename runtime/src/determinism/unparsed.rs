@@ -4,8 +4,9 @@
 //! valid PostgreSQL. Barista refuses it anyway: a statement it cannot read is a statement it cannot
 //! check, and letting unchecked SQL into the log is how statement replication diverges. The error
 //! says so plainly, and for statements Barista would refuse even if it could parse them (`DO`,
-//! `VACUUM t`, two-phase commit, ...) it names the construct and gives the usual advice, found from
-//! the statement's leading keywords.
+//! `VACUUM` in a function body, two-phase commit, ...) it names the construct and gives the usual
+//! advice, found from the statement's leading keywords. (A client's own `VACUUM` and `ANALYZE`
+//! never get here: `maintenance` reads them from the tokens.)
 
 use super::refusal::Refusal;
 use super::statement;

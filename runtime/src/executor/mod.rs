@@ -561,6 +561,7 @@ impl<B: SqlBackend> Executor<B> {
             Txn::None if self.sessions.get(&conn).is_some_and(|s| s.state == SessionState::IdleAborted) => {
                 self.idle_aborted_error(conn, request_seq).await
             }
+            Txn::None if determinism::is_maintenance(&stmt.sql) => self.maintenance(conn, request_seq, stmt).await,
             Txn::None => {
                 let batch = std::slice::from_ref(stmt);
                 let single = |r: &[Result<ResultSet, SqlError>]| match r {
@@ -580,6 +581,19 @@ impl<B: SqlBackend> Executor<B> {
                 Ok(outcome)
             }
         }
+    }
+
+    /// Runs a maintenance statement (`VACUUM`, `ANALYZE`) sent outside a transaction without
+    /// one: PostgreSQL refuses `VACUUM` in a transaction block, and neither changes logical data
+    /// nor reads the pinned timestamp. The outcome is recorded after it ran, in a transaction of
+    /// its own; a crash in between makes the replay run it again, which changes nothing a client
+    /// can observe.
+    async fn maintenance(&mut self, conn: ConnId, request_seq: u64, stmt: &Statement) -> Result<Outcome, BackendFault> {
+        let outcome = match self.db(conn).await?.execute(&stmt.sql, &stmt.params).await? {
+            Ok(rows) => Outcome::Rows(rows),
+            Err(e) => Outcome::Error(e),
+        };
+        self.finish_autocommit(conn, request_seq, outcome, SessionState::Open).await
     }
 
     /// Runs `statements` in one transaction and, when all succeed, records `recorded(results)` as

@@ -792,6 +792,9 @@ fn error_sqlstate(message: &str) -> &'static str {
         "3B001"
     } else if has("integer overflow") {
         "22003"
+    } else if has("cannot VACUUM from within a transaction") {
+        // PostgreSQL's "VACUUM cannot run inside a transaction block".
+        "25001"
     } else {
         // Not classified: PostgreSQL's catch-all class. Still deterministic, so still a result.
         "XX000"

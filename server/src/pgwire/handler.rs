@@ -24,16 +24,19 @@ use barista_runtime::service::ServiceError;
 use barista_runtime::sql::{ResultSet, SqlError, SqlValue};
 use bytes::BytesMut;
 use futures::sink::{Sink, SinkExt};
+use pgwire::api::copy::{CopyHandler, send_copy_in_response};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag as PgTag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response,
+    Tag as PgTag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::{DataRow, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{Describe, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery};
@@ -41,6 +44,7 @@ use pgwire::messages::simplequery::Query;
 use tokio::sync::Mutex;
 
 use super::Shared;
+use super::copy::{self, Loader};
 use super::describe::{Description, SideConnection};
 use super::session::{Session, Txn};
 use super::statements::{self, Action, Tag};
@@ -53,7 +57,9 @@ const REJECTED: &str = "55000";
 const IN_FAILED_TXN: &str = "25P02";
 /// SQLSTATE `program_limit_exceeded`.
 const LIMIT_EXCEEDED: &str = "54000";
-
+/// The largest INSERT a COPY is sent as (also at most `max_statement_bytes`): a few hundred KiB
+/// keep the requests well under a log slot's size and each replica's parse of them short.
+const COPY_INSERT_BYTES: usize = 256 << 10;
 /// A statement as Parse stored it.
 #[derive(Debug)]
 pub struct Prepared {
@@ -75,6 +81,21 @@ pub struct Connection {
     /// Portals that ran at Describe (their statement could not be described: see
     /// `on_describe`), by name, with their response, which their Execute returns.
     ran_early: Mutex<HashMap<String, Response>>,
+    /// The `COPY ... FROM STDIN` in progress, between its statement and CopyDone or CopyFail.
+    copy: Mutex<Option<CopyState>>,
+}
+
+/// A `COPY ... FROM STDIN` in progress (see `copy`).
+struct CopyState {
+    loader: Loader,
+    /// It runs inside the client's transaction: its INSERTs are statements of it.
+    in_client_txn: bool,
+    /// The front end opened a transaction for it (outside a client transaction, once its rows
+    /// outgrew one INSERT), to commit at CopyDone.
+    own_txn: bool,
+    /// Outside any transaction, the first full INSERT, held back: a COPY that fits one INSERT
+    /// runs as that autocommit statement, atomic without a transaction held open meanwhile.
+    held: Option<String>,
 }
 
 /// Parses statements for the extended protocol, describing them on a side connection.
@@ -91,6 +112,7 @@ impl Connection {
             session: Mutex::new(None),
             parser: Arc::new(Parser { side: Mutex::new(side) }),
             ran_early: Mutex::new(HashMap::new()),
+            copy: Mutex::new(None),
         }
     }
 
@@ -168,7 +190,7 @@ impl Connection {
                 }
             }
             Action::Rollback => expect_done(self.submit(method, Op::Rollback).await?).map(|()| "ROLLBACK".into()),
-            Action::Deallocate(_) | Action::Sql(_) => {
+            Action::Deallocate(_) | Action::CopyIn | Action::Sql(_) => {
                 Err(SqlError { sqlstate: "XX000".into(), message: "not transaction control".into() })
             }
         }
@@ -242,11 +264,156 @@ impl Connection {
         Ok(())
     }
 
+    /// Starts a `COPY ... FROM STDIN`: reads the statement and the table's columns; returns the
+    /// number of columns, for CopyInResponse.
+    async fn start_copy(&self, sql: &str) -> Result<usize, SqlError> {
+        let in_client_txn = match self.txn().await {
+            Txn::Failed => return Err(aborted_txn()),
+            Txn::Open => true,
+            Txn::Idle => false,
+        };
+        let statement = copy::parse(sql)?;
+        let columns = match &statement.columns {
+            Some(columns) => columns.clone(),
+            None => {
+                // Read through the log, so a table created in the client's open transaction is
+                // seen, and a missing one is PostgreSQL's own error (aborting that transaction,
+                // as COPY would) on every replica.
+                let read =
+                    Statement { sql: copy::COLUMNS_SQL.into(), params: vec![SqlValue::Text(statement.table.clone())] };
+                let rs = expect_rows(self.submit("pg_copy", Op::Execute(read)).await?)?;
+                rs.rows
+                    .iter()
+                    .map(|row| match row.first() {
+                        Some(SqlValue::Text(name)) => Ok(copy::quote_ident(name)),
+                        other => Err(SqlError {
+                            sqlstate: "XX000".into(),
+                            message: format!("reading the columns of {}: unexpected {other:?}", statement.table),
+                        }),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        if columns.is_empty() {
+            return Err(SqlError {
+                sqlstate: "0A000".into(),
+                message: format!("COPY into {}, which has no columns, is not supported by Barista", statement.table),
+            });
+        }
+        let limit = self.shared.limits.max_statement_bytes.min(COPY_INSERT_BYTES);
+        let loader = Loader::new(statement, columns, limit);
+        let count = loader.columns();
+        *self.copy.lock().await = Some(CopyState { loader, in_client_txn, own_txn: false, held: None });
+        Ok(count)
+    }
+
+    /// Sends one full INSERT of the COPY in progress (see [`CopyState::held`]).
+    async fn copy_insert(&self, state: &mut CopyState, insert: String) -> Result<(), SqlError> {
+        if !state.in_client_txn && !state.own_txn {
+            let Some(first) = state.held.take() else {
+                state.held = Some(insert);
+                return Ok(());
+            };
+            expect_done(self.submit("pg_copy", Op::Begin).await?)?;
+            state.own_txn = true;
+            self.copy_statement(first).await?;
+        }
+        self.copy_statement(insert).await
+    }
+
+    async fn copy_statement(&self, sql: String) -> Result<(), SqlError> {
+        expect_rows(self.submit("pg_copy", Op::Execute(Statement { sql, params: Vec::new() })).await?).map(|_| ())
+    }
+
+    /// Takes the data of a CopyData message.
+    async fn copy_data(&self, data: &[u8]) -> Result<(), SqlError> {
+        let mut state = self.copy.lock().await.take().ok_or_else(no_copy)?;
+        let result = async {
+            for insert in state.loader.feed(data)? {
+                self.copy_insert(&mut state, insert).await?;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                *self.copy.lock().await = Some(state);
+                Ok(())
+            }
+            Err(e) => Err(self.abort_copy(state, e).await),
+        }
+    }
+
+    /// Ends the COPY at CopyDone; returns its row count.
+    async fn copy_done(&self) -> Result<u64, SqlError> {
+        let mut state = self.copy.lock().await.take().ok_or_else(no_copy)?;
+        let result = async {
+            for insert in state.loader.finish()? {
+                self.copy_insert(&mut state, insert).await?;
+            }
+            if state.own_txn {
+                return match self.submit("pg_copy", Op::Commit).await? {
+                    Outcome::Done => Ok(()),
+                    // The transaction is over, rolled back: nothing of the COPY is left.
+                    other => Err(unexpected(other)),
+                };
+            }
+            if let Some(only) = state.held.take() {
+                self.copy_statement(only).await?;
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(state.loader.rows()),
+            Err(e) if state.own_txn && self.txn().await == Txn::Idle => Err(e),
+            Err(e) => Err(self.abort_copy(state, e).await),
+        }
+    }
+
+    /// Undoes a COPY left behind by the protocol: the client sent a message other than the
+    /// COPY's in the middle of it, which pgwire refused (08P01), and went on with statements.
+    /// Without this its INSERTs, in a transaction the front end opened, would be committed by
+    /// the client's next COMMIT.
+    async fn abandon_copy(&self) {
+        if let Some(state) = self.copy.lock().await.take() {
+            let abandoned = SqlError { sqlstate: "08P01".into(), message: "COPY abandoned".into() };
+            let _ = self.abort_copy(state, abandoned).await;
+        }
+    }
+
+    /// Undoes a COPY that failed with `error` (or that the client abandoned); returns the error.
+    /// Its own transaction rolls back. Inside the client's transaction PostgreSQL aborts the
+    /// transaction; where the executor has not seen a failure (the rows or the client were at
+    /// fault, not a statement), a statement that fails on every replica aborts it there too, so
+    /// that nothing of a half-done COPY can be committed.
+    async fn abort_copy(&self, state: CopyState, error: SqlError) -> SqlError {
+        let cleanup = if state.own_txn {
+            Some(Op::Rollback)
+        } else if state.in_client_txn && self.txn().await == Txn::Open {
+            Some(Op::Execute(Statement { sql: copy::ABORT_SQL.into(), params: Vec::new() }))
+        } else {
+            None
+        };
+        if let Some(op) = cleanup
+            && let Err(e) = self.submit("pg_copy", op).await
+        {
+            // Closing the session rolls back what this could not: the client cannot carry on.
+            tracing::warn!("undoing a failed COPY: {e}");
+        }
+        error
+    }
+
     /// Runs a bound portal of the extended protocol.
     async fn execute(&self, portal: &Portal<PreparedRef>) -> Result<Response, SqlError> {
+        self.abandon_copy().await;
         let prepared = &portal.statement.statement;
         let tag = match &prepared.action {
             Action::Sql(tag) => tag,
+            Action::CopyIn => {
+                let columns = self.start_copy(&prepared.sql).await?;
+                return Ok(Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty())));
+            }
             control => {
                 let tag = self.control("pg_execute", control).await?;
                 return Ok(match control {
@@ -388,6 +555,17 @@ fn unexpected(outcome: Outcome) -> SqlError {
     }
 }
 
+fn no_copy() -> SqlError {
+    SqlError { sqlstate: "08P01".into(), message: "COPY data without a COPY in progress".into() }
+}
+
+fn aborted_txn() -> SqlError {
+    SqlError {
+        sqlstate: IN_FAILED_TXN.into(),
+        message: "current transaction is aborted, commands ignored until end of transaction block".into(),
+    }
+}
+
 fn not_ready(why: &str) -> SqlError {
     SqlError { sqlstate: "57P03".into(), message: format!("replica not ready, try another replica: {why}") }
 }
@@ -432,6 +610,7 @@ impl SimpleQueryHandler for Connection {
             return Err(PgWireError::NotReadyForQuery);
         }
         client.set_state(PgWireConnectionState::QueryInProgress);
+        self.abandon_copy().await;
         let store = client.portal_store();
         let deallocate = |name: Option<&str>| {
             // `ALL` needs nothing: a statement parsed again under its name replaces the old one.
@@ -439,7 +618,25 @@ impl SimpleQueryHandler for Connection {
                 store.rm_statement(name);
             }
         };
-        let messages = self.simple(&query.query, &deallocate).await;
+        let copy = match statements::split(&query.query).as_slice() {
+            [one] if statements::classify(one) == Action::CopyIn => Some(self.start_copy(one).await),
+            many if many.iter().any(|s| statements::classify(s) == Action::CopyIn) => Some(Err(SqlError {
+                sqlstate: "0A000".into(),
+                message: "Barista runs COPY FROM STDIN only as the one statement of its query string".into(),
+            })),
+            _ => None,
+        };
+        let messages = match copy {
+            Some(Ok(columns)) => {
+                // The CopyData messages follow; CopyDone or CopyFail ends the query.
+                let response = CopyResponse::new(0, columns, futures::stream::empty());
+                send_copy_in_response(client, response).await?;
+                client.set_state(PgWireConnectionState::CopyInProgress(false));
+                return Ok(());
+            }
+            Some(Err(e)) => vec![error_message(&e)],
+            None => self.simple(&query.query, &deallocate).await,
+        };
         for message in messages {
             client.feed(message).await?;
         }
@@ -649,5 +846,51 @@ impl ExtendedQueryHandler for Connection {
         client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
         client.flush().await?;
         Ok(())
+    }
+}
+
+/// The rows of a `COPY ... FROM STDIN` (see `copy` and [`Connection::start_copy`]).
+#[async_trait]
+impl CopyHandler for Connection {
+    async fn on_copy_data<C>(&self, client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = self.copy_data(&copy_data.data).await;
+        // pgwire answers an error with the status it holds (failed if in a transaction).
+        client.set_transaction_status(self.status().await);
+        result.map_err(|e| user_error(&e))
+    }
+
+    /// Sends `COPY n`; pgwire then sends ReadyForQuery (simple protocol) or waits for Sync.
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = self.copy_done().await;
+        client.set_transaction_status(self.status().await);
+        let rows = result.map_err(|e| user_error(&e))?;
+        client.send(complete(format!("COPY {rows}"))).await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let failed =
+            SqlError { sqlstate: "57014".into(), message: format!("COPY from stdin failed: {}", fail.message) };
+        let error = match self.copy.lock().await.take() {
+            Some(state) => self.abort_copy(state, failed).await,
+            None => failed,
+        };
+        client.set_transaction_status(self.status().await);
+        user_error(&error)
     }
 }

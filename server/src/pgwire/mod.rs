@@ -5,6 +5,7 @@
 //! ```text
 //!  socket ──► pgwire (framing, startup, portals) ──► auth::Startup ──► handler::Connection
 //!                                                                        │  statements: split, classify, tag
+//!                                                                        │  copy: COPY FROM STDIN rows -> INSERTs
 //!                                                                        │  describe: side connection (metadata only)
 //!                                                                        ▼
 //!                                                   session::Session ──► Service::submit (the replicated log)
@@ -16,11 +17,16 @@
 //! - Limits: `max_statement_bytes` per statement and `max_batch_len` statements per simple
 //!   query, as for Thrift.
 //!
-//! Not supported: COPY (the determinism policy refuses it), TLS (clients must not require it:
-//! `sslmode=prefer`, libpq's default, falls back to plain), cancel requests (ignored), and
-//! notices (a `BEGIN` inside a transaction succeeds without PostgreSQL's warning).
+//! - `COPY ... FROM STDIN`: the rows become INSERT statements in the front end (`copy`), so the
+//!   log and the executor see ordinary statements.
+//!
+//! Not supported: `COPY ... TO STDOUT` and COPY with files (the determinism policy refuses
+//! them), TLS (clients must not require it: `sslmode=prefer`, libpq's default, falls back to
+//! plain), cancel requests (ignored), and notices (a `BEGIN` inside a transaction succeeds
+//! without PostgreSQL's warning).
 
 mod auth;
+mod copy;
 mod describe;
 mod handler;
 mod session;
@@ -35,6 +41,7 @@ use std::time::Duration;
 use barista_runtime::clock::SystemClock;
 use barista_runtime::service::Service;
 use pgwire::api::auth::StartupHandler;
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::{ClientInfo, ErrorHandler, METADATA_USER, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError};
@@ -206,6 +213,10 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.startup.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.connection.clone()
     }
 
     fn error_handler(&self) -> Arc<impl ErrorHandler> {

@@ -222,6 +222,9 @@ pub enum Action {
     /// live in the front end, not in PostgreSQL; drivers such as psycopg deallocate after a
     /// rollback). `None` is `ALL`.
     Deallocate(Option<String>),
+    /// `COPY ... FROM STDIN`: the front end reads the rows and sends them as INSERTs (see
+    /// `copy`).
+    CopyIn,
     /// Any other statement, sent to the replicas as it is.
     Sql(Tag),
 }
@@ -290,6 +293,7 @@ pub fn classify(sql: &str) -> Action {
         "COMMIT" | "END" if !words.iter().any(|w| w == "AND" || w == "PREPARED") => Action::Commit,
         "ROLLBACK" | "ABORT" if !words.iter().any(|w| w == "TO" || w == "AND" || w == "PREPARED") => Action::Rollback,
         "DEALLOCATE" => Action::Deallocate(deallocated(sql)),
+        "COPY" if top_words(sql).windows(2).any(|w| w[0] == "FROM" && w[1] == "STDIN") => Action::CopyIn,
         _ => Action::Sql(tag(sql, &words)),
     }
 }
@@ -426,6 +430,9 @@ mod tests {
         assert_eq!(classify("DEALLOCATE ALL"), Action::Deallocate(None));
         assert_eq!(classify("deallocate prepare S_1"), Action::Deallocate(Some("s_1".into())));
         assert_eq!(classify("DEALLOCATE \"_pg3_0\""), Action::Deallocate(Some("_pg3_0".into())));
+        assert_eq!(classify("copy pgbench_accounts from stdin with (freeze on)"), Action::CopyIn);
+        assert_eq!(classify("COPY t (a, b) FROM STDIN"), Action::CopyIn);
+        assert_eq!(classify("COPY (SELECT 1 FROM stdin) TO STDOUT"), Action::Sql(Tag::counted("COPY")));
     }
 
     #[test]
