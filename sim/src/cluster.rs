@@ -187,12 +187,20 @@ impl SimCluster {
         self.lost[i] = true;
     }
 
-    /// True if a replica other than `i` lost its acceptor state and has not been seen rejoined.
+    /// True if a replica other than `i` lost its acceptor state and that loss still matters: it
+    /// has not been seen rejoined, or some replica has not yet applied the slots its log held.
     /// Two at once could have lost a majority's votes: no protocol recovers from that alone, and
-    /// the rejoin waits for an operator instead.
+    /// the rejoin waits for an operator instead. And while a replica lags behind the first loss,
+    /// the slots it still needs are in one log fewer; losing a second log then can leave them in
+    /// none (seed 119: two databases applied them, no log kept them, and the lagging replica
+    /// could only be re-seeded). That is two faults at once as well.
     pub fn another_lost(&mut self, i: usize) -> bool {
-        for j in 0..self.lost.len() {
-            if self.lost[j] && self.status(j).is_some_and(|s| !s.core.rejoining) {
+        let statuses: Vec<Option<NodeStatus>> = (0..self.lost.len()).map(|j| self.status(j)).collect();
+        for (j, status) in statuses.iter().enumerate() {
+            let Some(status) = status.as_ref().filter(|s| self.lost[j] && !s.core.rejoining) else { continue };
+            // Its log starts at its floor: below it, the slots are in the other logs only.
+            let floor = status.core.floor;
+            if statuses.iter().all(|s| s.as_ref().is_some_and(|s| s.applied + 1 >= floor)) {
                 self.lost[j] = false;
             }
         }

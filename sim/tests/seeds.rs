@@ -103,4 +103,12 @@ regressions! {
     /// a replica's state fences off the writes issued before it, as deleting the promise node
     /// does in ZooKeeper.
     regression_write_in_flight_resurrected_deleted_acceptor_state: 1797;
+    /// Lost acceptor state, three replicas: replica 2 lost its state and rejoined while replica 1
+    /// lagged far behind; then replica 0 lost its own. The slots replica 1 still needed were now
+    /// in no log (two databases had applied them), so it could only be re-seeded, and the other
+    /// two could not elect a leader while it lagged. A second fault while the first still
+    /// mattered: the harness now counts a loss as in effect until every replica has applied what
+    /// the lost log held. (Showed up as schedules changed: 200 ms flushes, then the line of
+    /// sessions waiting for a transaction.)
+    regression_second_lost_state_while_a_replica_lagged_behind_the_first: 119;
 }
