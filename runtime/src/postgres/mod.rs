@@ -63,7 +63,7 @@ use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 use tracing::debug;
 
 pub use errors::is_replica_fault;
-pub use values::float_text;
+pub use values::{float_text, string_literal};
 
 use crate::sql::{BackendFault, Column, OwnWrite, ResultSet, SqlBackend, SqlError, SqlSession, SqlValue};
 

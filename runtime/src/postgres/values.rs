@@ -109,8 +109,8 @@ fn bind_one<'a>(value: &'a SqlValue, ty: &Type) -> Result<Param<'a>, SqlError> {
 }
 
 /// A parameter as an SQL literal of unknown type, which PostgreSQL reads with the input function
-/// of the type it is used as, exactly as it reads a text-format parameter. An `E''` string, so
-/// the result does not depend on `standard_conforming_strings`. `None` if the value cannot be a
+/// of the type it is used as, exactly as it reads a text-format parameter (see
+/// [`string_literal`]). `None` if the value cannot be a
 /// literal (text containing NUL, which PostgreSQL cannot store either).
 pub(crate) fn literal(value: &SqlValue) -> Option<String> {
     let text = match value {
@@ -130,8 +130,14 @@ pub(crate) fn literal(value: &SqlValue) -> Option<String> {
             hex
         }
     };
+    Some(string_literal(&text))
+}
+
+/// `text` as an SQL string literal of unknown type, read the same whatever
+/// `standard_conforming_strings` is: `'...'`, or an `E'...'` string when it holds a backslash.
+pub fn string_literal(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 3);
-    out.push_str("E'");
+    out.push_str(if text.contains('\\') { "E'" } else { "'" });
     for c in text.chars() {
         match c {
             '\'' => out.push_str("''"),
@@ -140,7 +146,7 @@ pub(crate) fn literal(value: &SqlValue) -> Option<String> {
         }
     }
     out.push('\'');
-    Some(out)
+    out
 }
 
 /// A float as PostgreSQL's `float8out` writes it (shortest text that reads back exactly;
@@ -479,7 +485,7 @@ mod tests {
         assert_eq!(literal(&SqlValue::Text("it's a \\ 'x'".into())).as_deref(), Some("E'it''s a \\\\ ''x'''"));
         assert_eq!(literal(&SqlValue::Bytes(vec![0, 1, 255])).as_deref(), Some("E'\\\\x0001ff'"));
         assert_eq!(literal(&SqlValue::Null).as_deref(), Some("NULL"));
-        assert_eq!(literal(&SqlValue::Int(-3)).as_deref(), Some("E'-3'"));
+        assert_eq!(literal(&SqlValue::Int(-3)).as_deref(), Some("'-3'"));
         assert_eq!(literal(&SqlValue::Text("a\0b".into())), None);
     }
 

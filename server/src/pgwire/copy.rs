@@ -21,6 +21,7 @@
 //! syntax. `FREEZE` is an optimisation and is dropped. Refused with SQLSTATE 0A000: binary
 //! format, `FORCE_NULL`/`FORCE_NOT_NULL`, `WHERE`, encodings other than UTF-8.
 
+use barista_runtime::postgres::string_literal;
 use barista_runtime::sql::SqlError;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer, Word};
@@ -504,7 +505,7 @@ impl Loader {
                             ),
                         ));
                     }
-                    push_literal(&mut values, &text);
+                    values.push_str(&string_literal(&text));
                 }
             }
         }
@@ -534,21 +535,6 @@ impl Loader {
         self.rows += 1;
         Ok(full)
     }
-}
-
-/// `text` as an SQL string literal of unknown type, the same whatever
-/// `standard_conforming_strings` is: `'...'`, or `E'...'` when it holds a backslash.
-fn push_literal(out: &mut String, text: &str) {
-    let escaped = text.contains('\\');
-    out.push_str(if escaped { "E'" } else { "'" });
-    for c in text.chars() {
-        match c {
-            '\'' => out.push_str("''"),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('\'');
 }
 
 /// The fields of a text-format row (`None`: NULL), unescaped.
