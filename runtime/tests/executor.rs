@@ -395,6 +395,21 @@ async fn a_non_atomic_batch_runs_every_statement_on_its_own() {
     assert_eq!(r.ids("t"), [1, 2]);
 }
 
+/// For every statement `value` runs: a fault there, then recovery, gives the same answers and
+/// the same data as no fault. Returns the answers.
+async fn converges_after_any_fault(prefix: &[Value], value: &Value) -> Vec<Applied> {
+    let mut steady = Replica::new().await;
+    let expected = fault_during(&mut steady, prefix, value, u64::MAX).await;
+    let total = steady.db.statements_run();
+    for fuse in 0..total {
+        let mut r = Replica::new().await;
+        let applied = fault_during(&mut r, prefix, value, fuse).await;
+        assert_eq!(applied, expected, "fault after {fuse} statements");
+        assert_eq!(r.dump(), steady.dump(), "fault after {fuse} statements");
+    }
+    expected
+}
+
 /// Runs `prefix`, then `value` with the database going down after `fuse` statements, then
 /// recovers and feeds again from AP + 1. Returns the outcomes of `value`'s final application.
 async fn fault_during(r: &mut Replica, prefix: &[Value], value: &Value, fuse: u64) -> Vec<Applied> {
@@ -434,15 +449,7 @@ async fn a_non_atomic_batch_resumes_after_a_fault_without_rerunning_statements()
             &["INSERT INTO t (id) VALUES (1)", "INSERT INTO t (id) VALUES (1)", "INSERT INTO t (id) VALUES (2)"],
         ),
     )]);
-    let mut steady = Replica::new().await;
-    let expected = fault_during(&mut steady, &prefix, &value, u64::MAX).await;
-    let total = steady.db.statements_run();
-    for fuse in 0..total {
-        let mut r = Replica::new().await;
-        let applied = fault_during(&mut r, &prefix, &value, fuse).await;
-        assert_eq!(applied, expected, "fault after {fuse} statements");
-        assert_eq!(r.dump(), steady.dump(), "fault after {fuse} statements");
-    }
+    converges_after_any_fault(&prefix, &value).await;
 }
 
 #[tokio::test]
@@ -452,15 +459,7 @@ async fn a_backend_fault_mid_slot_then_recover_converges() {
         testkit::slot([cmd(A, 2, sql("CREATE TABLE t (id integer PRIMARY KEY, v text)"))]),
     ];
     let value = testkit::slot([cmd(A, 3, insert("t", 1)), cmd(B, 2, insert("t", 2)), cmd(A, 3, insert("t", 1))]);
-    let mut steady = Replica::new().await;
-    let expected = fault_during(&mut steady, &prefix, &value, u64::MAX).await;
-    let total = steady.db.statements_run();
-    for fuse in 0..total {
-        let mut r = Replica::new().await;
-        let applied = fault_during(&mut r, &prefix, &value, fuse).await;
-        assert_eq!(applied, expected, "fault after {fuse} statements");
-        assert_eq!(r.dump(), steady.dump(), "fault after {fuse} statements");
-    }
+    converges_after_any_fault(&prefix, &value).await;
 }
 
 /// A transaction that ends without committing, in the middle of a slot, and a fault before the
@@ -636,16 +635,8 @@ async fn a_fault_around_a_vacuum_runs_it_again_harmlessly() {
     ];
     // A fault before the VACUUM's record (or the slot's AP) makes the replay run it again.
     let value = testkit::slot([cmd(A, 4, sql("VACUUM")), cmd(B, 2, insert("t", 2))]);
-    let mut steady = Replica::new().await;
-    let expected = fault_during(&mut steady, &prefix, &value, u64::MAX).await;
+    let expected = converges_after_any_fault(&prefix, &value).await;
     assert!(matches!(expected[0].outcome, Outcome::Rows(_)), "{expected:?}");
-    let total = steady.db.statements_run();
-    for fuse in 0..total {
-        let mut r = Replica::new().await;
-        let applied = fault_during(&mut r, &prefix, &value, fuse).await;
-        assert_eq!(applied, expected, "fault after {fuse} statements");
-        assert_eq!(r.dump(), steady.dump(), "fault after {fuse} statements");
-    }
 }
 
 /// A log that exercises every command kind, transactions, busy retries, idle aborts and errors.
