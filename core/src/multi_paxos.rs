@@ -195,6 +195,10 @@ impl Replica {
             // below `Min` every candidate has decided everything). A promise would hide the values
             // this acceptor accepted there, and the candidate could propose other ones into
             // decided slots; so no promise: a replica that fell behind the purge point never leads.
+            // It is told where this log starts instead, as a learner would be: with no leader to
+            // hear from, nothing else would tell it that only a re-seed can bring it back.
+            let (decided_upto, floor) = (self.decided_upto, self.floor);
+            self.send(from, Message::LearnReply { entries: Vec::new(), decided_upto, floor });
             return;
         }
         match self.acceptor.prepare_onward(ballot, slot) {

@@ -258,6 +258,65 @@ fn with_retain_slots_a_down_replica_no_longer_holds_the_log_back_and_comes_back_
     c.check_safety().expect("safety");
 }
 
+#[test]
+fn a_candidate_behind_the_purge_point_is_told_so_and_learns_it_needs_a_reseed() {
+    const RETAIN: u64 = 5;
+    let mut c = Cluster::with_config(3, Protocol::MultiPaxos, 13, |cfg| cfg.retain_slots = RETAIN);
+    elect(&mut c, 0);
+    c.propose(0, "before").expect("propose");
+    assert!(c.settle(50).is_some());
+    let left_at = c.replica(2).status().applied;
+    c.crash(2);
+    for i in 0..40 {
+        c.propose(0, format!("c{i}")).expect("propose");
+        c.deliver_all(1000);
+    }
+    assert!(c.settle(50).is_some());
+    let floor = c.replica(1).status().floor;
+    assert!(floor > left_at + 1, "replica 1 forgot what replica 2 needs");
+    // No leader: replica 0 is down, and replica 1 no longer hears it.
+    c.crash(0);
+    for _ in 0..c.replica(1).config().election_ticks {
+        c.tick(1);
+    }
+    c.network.clear();
+    c.restart(2);
+    c.network.clear();
+    // Replica 2 campaigns from the slot after its own: replica 1 refuses to promise, and says
+    // where its log starts.
+    let promised = c.replica(1).status().promised;
+    let ballot = Ballot { round: promised.round + 1, node: 2 };
+    let prepare = Message::Prepare { ballot, slot: left_at + 1, onward: true };
+    c.replica_mut(1).step(Envelope { from: 2, to: 1, done: left_at, message: prepare });
+    let ready = c.replica_mut(1).take_ready();
+    let refusals: Vec<&Envelope> =
+        ready.messages.iter().chain(&ready.early).filter(|m| m.message.kind() != "heartbeat").collect();
+    assert!(
+        matches!(refusals.as_slice(), [Envelope { to: 2, message: Message::LearnReply { entries, floor: f, .. }, .. }]
+            if entries.is_empty() && *f == floor),
+        "{refusals:?}"
+    );
+    // Replica 2 now asks the other peer, which (restarted) tells it the same: only a re-seed helps.
+    let reply = refusals[0].clone();
+    c.replica_mut(2).step(reply);
+    let asks = c.replica_mut(2).take_ready();
+    let ask = asks
+        .messages
+        .iter()
+        .chain(&asks.early)
+        .find(|m| m.to == 0 && m.message.kind() == "learn_request")
+        .cloned()
+        .unwrap_or_else(|| panic!("replica 2 did not ask replica 0: {asks:?}"));
+    c.restart(0);
+    c.network.clear();
+    c.replica_mut(0).step(ask);
+    let answer = c.replica_mut(0).take_ready();
+    for m in answer.messages.into_iter().chain(answer.early).filter(|m| m.to == 2) {
+        c.replica_mut(2).step(m);
+    }
+    assert!(c.replica(2).status().needs_reseed, "{:?}", c.replica(2).status());
+}
+
 /// Counts network hops (one hop = deliver every message in flight) until `node` decides.
 fn hops_to_decide(c: &mut Cluster, node: u32) -> usize {
     let target = c.replica(node).status().decided_upto + 1;
