@@ -202,22 +202,30 @@ fn slots_below_min_are_forgotten_everywhere_and_purged() {
     assert!(c.disks[0].acceptor.slots.len() >= 5);
 }
 
-#[test]
-fn with_retain_slots_a_down_replica_no_longer_holds_the_log_back_and_comes_back_needing_a_reseed() {
-    const RETAIN: u64 = 5;
+/// Slots kept by `retain_slots` in [`left_behind`].
+const RETAIN: u64 = 5;
+
+/// Three replicas that keep `RETAIN` slots; replica 0 leads, and replica 2 is down (crashed)
+/// while 40 slots are decided, one command per slot. Returns the cluster and where replica 2
+/// stopped.
+fn left_behind() -> (Cluster, u64) {
     let mut c = Cluster::with_config(3, Protocol::MultiPaxos, 13, |cfg| cfg.retain_slots = RETAIN);
     elect(&mut c, 0);
     c.propose(0, "before").expect("propose");
     assert!(c.settle(50).is_some());
     let left_at = c.replica(2).status().applied;
-
-    // Replica 2 is down while 40 slots are decided, one command per slot.
     c.crash(2);
     for i in 0..40 {
         c.propose(0, format!("c{i}")).expect("propose");
         c.deliver_all(1000);
     }
     assert!(c.settle(50).is_some());
+    (c, left_at)
+}
+
+#[test]
+fn with_retain_slots_a_down_replica_no_longer_holds_the_log_back_and_comes_back_needing_a_reseed() {
+    let (mut c, left_at) = left_behind();
     let applied = c.replica(0).status().applied;
     assert!(applied >= left_at + 40);
     for node in [0, 1] {
@@ -260,18 +268,7 @@ fn with_retain_slots_a_down_replica_no_longer_holds_the_log_back_and_comes_back_
 
 #[test]
 fn a_candidate_behind_the_purge_point_is_told_so_and_learns_it_needs_a_reseed() {
-    const RETAIN: u64 = 5;
-    let mut c = Cluster::with_config(3, Protocol::MultiPaxos, 13, |cfg| cfg.retain_slots = RETAIN);
-    elect(&mut c, 0);
-    c.propose(0, "before").expect("propose");
-    assert!(c.settle(50).is_some());
-    let left_at = c.replica(2).status().applied;
-    c.crash(2);
-    for i in 0..40 {
-        c.propose(0, format!("c{i}")).expect("propose");
-        c.deliver_all(1000);
-    }
-    assert!(c.settle(50).is_some());
+    let (mut c, left_at) = left_behind();
     let floor = c.replica(1).status().floor;
     assert!(floor > left_at + 1, "replica 1 forgot what replica 2 needs");
     // No leader: replica 0 is down, and replica 1 no longer hears it.
