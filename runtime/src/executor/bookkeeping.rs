@@ -138,7 +138,11 @@ pub(crate) async fn write_position<S: SqlSession>(
     slot: Slot,
     commands_done: usize,
 ) -> Result<(), BackendFault> {
-    write(session, WRITE_POSITION, &[SqlValue::Int(slot as i64), SqlValue::Int(commands_done as i64)]).await
+    write(session, WRITE_POSITION, &position_params(slot, commands_done)).await
+}
+
+fn position_params(slot: Slot, commands_done: usize) -> [SqlValue; 2] {
+    [SqlValue::Int(slot as i64), SqlValue::Int(commands_done as i64)]
 }
 
 pub(crate) async fn read_sessions<S: SqlSession>(session: &mut S) -> Result<Vec<SessionRecord>, BackendFault> {
@@ -170,7 +174,7 @@ pub(crate) async fn record_and_commit<S: SqlSession>(
     let record = RECORD.replace("{schema}", S::BOOKKEEPING_SCHEMA);
     let record_params = record_params(conn, request_seq, outcome, state);
     let position = WRITE_POSITION.replace("{schema}", S::BOOKKEEPING_SCHEMA);
-    let position_params = ap.map(|ap| [SqlValue::Int(ap as i64), SqlValue::Int(0)]);
+    let position_params = ap.map(|ap| position_params(ap, 0));
     let mut writes: Vec<OwnWrite<'_>> = vec![(&record, &record_params)];
     if let Some(params) = &position_params {
         writes.push((&position, params));
