@@ -63,7 +63,7 @@ use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
 use tracing::debug;
 
 pub use errors::is_replica_fault;
-pub use values::{float_text, string_literal};
+pub use values::{float_text, quote_ident, string_literal};
 
 use crate::sql::{BackendFault, Column, OwnWrite, ResultSet, SqlBackend, SqlError, SqlSession, SqlValue};
 

@@ -133,6 +133,12 @@ pub(crate) fn literal(value: &SqlValue) -> Option<String> {
     Some(string_literal(&text))
 }
 
+/// `name` as an SQL identifier: always quoted, so that a name that is a keyword or has capitals
+/// means itself.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// `text` as an SQL string literal of unknown type, read the same whatever
 /// `standard_conforming_strings` is: `'...'`, or an `E'...'` string when it holds a backslash.
 pub fn string_literal(text: &str) -> String {
@@ -478,6 +484,13 @@ mod tests {
         for (value, text) in cases {
             assert_eq!(float_text(value), text, "{value:e}");
         }
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("aid"), "\"aid\"");
+        assert_eq!(quote_ident("Name"), "\"Name\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 
     #[test]

@@ -81,12 +81,6 @@ pub struct CopyIn {
     pub header: bool,
 }
 
-/// `ident` (a name as the catalog holds it) as an SQL identifier: always quoted, so that names
-/// that are keywords or have capitals mean themselves.
-pub fn quote_ident(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
 /// A name token as SQL text: an unquoted word as written (PostgreSQL folds it the same way
 /// again), a quoted one re-quoted.
 fn name_text(word: &Word) -> String {
@@ -792,12 +786,5 @@ mod tests {
             let checked = check(insert, ts).unwrap_or_else(|r| panic!("{insert}: {r}"));
             assert_eq!(checked.kind, StatementKind::Write);
         }
-    }
-
-    #[test]
-    fn identifiers_are_always_quoted() {
-        assert_eq!(quote_ident("aid"), "\"aid\"");
-        assert_eq!(quote_ident("Name"), "\"Name\"");
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 }

@@ -20,6 +20,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use barista_runtime::command::{Op, Statement};
 use barista_runtime::executor::Outcome;
+use barista_runtime::postgres::quote_ident;
 use barista_runtime::service::ServiceError;
 use barista_runtime::sql::{ResultSet, SqlError, SqlValue};
 use bytes::BytesMut;
@@ -285,7 +286,7 @@ impl Connection {
                 rs.rows
                     .iter()
                     .map(|row| match row.first() {
-                        Some(SqlValue::Text(name)) => Ok(copy::quote_ident(name)),
+                        Some(SqlValue::Text(name)) => Ok(quote_ident(name)),
                         other => Err(SqlError {
                             sqlstate: "XX000".into(),
                             message: format!("reading the columns of {}: unexpected {other:?}", statement.table),

@@ -10,10 +10,11 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use barista_core::Slot;
+use barista_runtime::postgres::{quote_ident, string_literal};
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use tokio_postgres::Client;
 
-use super::snapshot::{Membership, Role, Snapshot, ident, literal};
+use super::snapshot::{Membership, Role, Snapshot};
 use super::{APPLICATION_NAME, REPLICA_APPLICATION_NAME, connect};
 
 /// Lines of a failing program's error output shown.
@@ -113,7 +114,7 @@ impl Target {
             self.client.query_one("SELECT current_setting('server_version_num')::int", &[]).await?.get(0);
         let mut sql = String::from("BEGIN;\n");
         for row in schemas {
-            sql.push_str(&format!("DROP SCHEMA {} CASCADE;\n", ident(row.get(0))));
+            sql.push_str(&format!("DROP SCHEMA {} CASCADE;\n", quote_ident(row.get(0))));
         }
         // PostgreSQL 15 changed the default `public` schema.
         sql.push_str(if version >= 150_000 {
@@ -144,15 +145,15 @@ impl Target {
         let mut created = 0;
         for role in roles.iter().filter(|r| !have.contains(&r.name)) {
             created += 1;
-            sql.push_str(&format!("CREATE ROLE {} WITH {}", ident(&role.name), role.options));
+            sql.push_str(&format!("CREATE ROLE {} WITH {}", quote_ident(&role.name), role.options));
             if let Some(password) = &role.password {
-                sql.push_str(&format!(" PASSWORD {}", literal(password)));
+                sql.push_str(&format!(" PASSWORD {}", string_literal(password)));
             }
             sql.push_str(";\n");
         }
         for m in memberships.iter().filter(|m| !granted.contains(&format!("{} {}", m.role, m.member))) {
             let admin = if m.admin { " WITH ADMIN OPTION" } else { "" };
-            sql.push_str(&format!("GRANT {} TO {}{admin};\n", ident(&m.role), ident(&m.member)));
+            sql.push_str(&format!("GRANT {} TO {}{admin};\n", quote_ident(&m.role), quote_ident(&m.member)));
         }
         self.client.batch_execute(&sql).await.context("creating the source's roles on the target")?;
         println!(
@@ -293,7 +294,12 @@ pub(super) fn copy(bindir: &Path, source: &str, target: &str, snap: &Snapshot) -
 fn finish_sql(snap: &Snapshot) -> String {
     let mut sql = String::from("\n-- barista reseed: sequences as of the snapshot\n");
     for s in &snap.sequences {
-        sql.push_str(&format!("SELECT pg_catalog.setval({}, {}, {});\n", literal(&s.name), s.last_value, s.is_called));
+        sql.push_str(&format!(
+            "SELECT pg_catalog.setval({}, {}, {});\n",
+            string_literal(&s.name),
+            s.last_value,
+            s.is_called
+        ));
     }
     sql.push_str(&format!(
         "DO $reseed$ BEGIN\n  IF (SELECT lastseqnum FROM public.sqlpaxoslog WHERE id = 1) IS DISTINCT FROM {ap} THEN\n    \

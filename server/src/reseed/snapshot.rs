@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use barista_core::Slot;
+use barista_runtime::postgres::string_literal;
 use tokio_postgres::Client;
 
 use super::connect;
@@ -317,7 +318,7 @@ async fn roles(client: &Client) -> anyhow::Result<(Vec<Role>, Vec<Membership>)> 
                 .join(" ");
             options.push_str(&format!(" CONNECTION LIMIT {}", r.get::<_, i32>(8)));
             if let Some(until) = r.get::<_, Option<String>>(9) {
-                options.push_str(&format!(" VALID UNTIL {}", literal(&until)));
+                options.push_str(&format!(" VALID UNTIL {}", string_literal(&until)));
             }
             Role { name: r.get(0), options, password: r.get(10) }
         })
@@ -335,14 +336,4 @@ async fn roles(client: &Client) -> anyhow::Result<(Vec<Role>, Vec<Membership>)> 
         .map(|r| Membership { role: r.get(0), member: r.get(1), admin: r.get(2) })
         .collect();
     Ok((roles, members))
-}
-
-/// `s` as an SQL string literal (standard_conforming_strings, PostgreSQL's default).
-pub(super) fn literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// `s` as a quoted SQL identifier.
-pub(super) fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
