@@ -197,15 +197,19 @@ impl Connection {
         }
     }
 
-    /// Runs one simple-query string; returns the messages to send before `ReadyForQuery`.
+    /// Runs the statements of one simple-query string (split once by the caller, which looks
+    /// for a COPY among them first); returns the messages to send before `ReadyForQuery`.
     /// `deallocate` forgets a statement prepared through the protocol (`None`: all).
-    async fn simple(&self, text: &str, deallocate: &(dyn Fn(Option<&str>) + Sync)) -> Vec<PgWireBackendMessage> {
-        let statements = statements::split(text);
+    async fn simple(
+        &self,
+        statements: &[&str],
+        deallocate: &(dyn Fn(Option<&str>) + Sync),
+    ) -> Vec<PgWireBackendMessage> {
         if statements.is_empty() {
             return vec![PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new())];
         }
         let mut out = Vec::new();
-        let mut rest = statements.as_slice();
+        let mut rest = statements;
         while let Some(first) = rest.first() {
             let action = statements::classify(first);
             let result = if let Action::Sql(_) = action {
@@ -619,7 +623,8 @@ impl SimpleQueryHandler for Connection {
                 store.rm_statement(name);
             }
         };
-        let copy = match statements::split(&query.query).as_slice() {
+        let statements = statements::split(&query.query);
+        let copy = match statements.as_slice() {
             [one] if statements::classify(one) == Action::CopyIn => Some(self.start_copy(one).await),
             many if many.iter().any(|s| statements::classify(s) == Action::CopyIn) => Some(Err(SqlError {
                 sqlstate: "0A000".into(),
@@ -636,7 +641,7 @@ impl SimpleQueryHandler for Connection {
                 return Ok(());
             }
             Some(Err(e)) => vec![error_message(&e)],
-            None => self.simple(&query.query, &deallocate).await,
+            None => self.simple(&statements, &deallocate).await,
         };
         for message in messages {
             client.feed(message).await?;
