@@ -190,9 +190,18 @@ impl Acceptor {
         // Replacing a losing accepted value keeps the acceptor safe: any value accepted at a
         // ballot at or above the deciding one is the decided value, so a proposer that reads this
         // entry (marked decided) proposes exactly what it would have had to anyway.
+        //
+        // The mark alone is not written: when the store already holds the decided value (this
+        // acceptor accepted it, the common case), a restart counts the slot as decided once it is
+        // applied (see `Replica::recover`), and above AP the slot is learned again, which Paxos
+        // allows. Writing the mark cost every replica a second store write per slot, on the way
+        // from the decision to applying it.
+        let stored = paxo.v_a.as_ref() == Some(value);
         paxo.v_a = Some(value.clone());
         paxo.decided = true;
-        self.dirty.insert(slot);
+        if !stored {
+            self.dirty.insert(slot);
+        }
         Ok(true)
     }
 
@@ -271,6 +280,25 @@ mod tests {
         assert_eq!(a.decide(1, &Value::Noop), Err(ConflictingDecision { slot: 1 }));
         a.accept(b(9, 0), 1, &Value::Noop).expect("accept after decide");
         assert_eq!(a.slot(1).and_then(|p| p.v_a.clone()), Some(v));
+    }
+
+    #[test]
+    fn deciding_the_stored_value_writes_nothing_but_another_value_is_written() {
+        let (mine, theirs) = (Value::batch(vec![]), Value::Noop);
+        let mut a = Acceptor::default();
+        a.accept(b(1, 0), 1, &mine).expect("accept");
+        a.accept(b(1, 0), 2, &mine).expect("accept");
+        let accepted = a.take_persist();
+        assert_eq!(accepted.slots.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(a.decide(1, &mine), Ok(true));
+        assert!(a.take_persist().is_empty(), "the store holds slot 1's decided value already");
+        assert_eq!(a.decide(2, &theirs), Ok(true));
+        assert_eq!(a.decide(3, &theirs), Ok(true));
+        let decided = a.take_persist();
+        assert_eq!(
+            decided.slots.iter().map(|(s, p)| (*s, p.v_a.clone())).collect::<Vec<_>>(),
+            vec![(2, Some(theirs.clone())), (3, Some(theirs))]
+        );
     }
 
     #[test]

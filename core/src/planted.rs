@@ -17,6 +17,9 @@ pub enum Bug {
     NoExactlyOnce,
     /// A new leader proposes no-ops over values reported accepted in its promises.
     LeaderOverridesAccepted,
+    /// The applier reports a slot `Done` once applied, before the database flushed it: a
+    /// database power failure then needs slots the log may have forgotten.
+    DoneBeforeFlush,
 }
 
 thread_local! {

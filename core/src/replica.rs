@@ -174,15 +174,17 @@ impl Replica {
 
     /// A replica restarted from its persisted acceptor state and the last slot its executor
     /// applied (AP). Decided slots above `applied` are handed out again for applying.
-    pub fn recover(cfg: Config, state: AcceptorState, applied: Slot) -> Result<Replica, RecoverError> {
+    pub fn recover(cfg: Config, mut state: AcceptorState, applied: Slot) -> Result<Replica, RecoverError> {
         cfg.validate()?;
-        // The retained log must be decided without gaps from its first slot through `applied`:
-        // every slot was persisted as decided before it was applied, and purging only ever
-        // removes a prefix.
+        // The retained log must hold a value without gaps from its first slot through `applied`,
+        // and each is the slot's decided value: a slot is handed out for applying only once the
+        // store holds its decided value (the acceptor writes it when it differs from the one
+        // accepted, and marks nothing otherwise), and purging only ever removes a prefix.
         let floor = state.slots.keys().next().map_or(applied + 1, |first| (*first).min(applied + 1));
         for slot in floor..=applied {
-            if !state.slots.get(&slot).is_some_and(|p| p.decided) {
-                return Err(RecoverError::Gap { slot, applied });
+            match state.slots.get_mut(&slot) {
+                Some(paxo) if paxo.v_a.is_some() => paxo.decided = true,
+                _ => return Err(RecoverError::Gap { slot, applied }),
             }
         }
         let mut decided_upto = applied;

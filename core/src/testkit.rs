@@ -231,6 +231,12 @@ impl Cluster {
         };
         let ap = disk.applied.last().map_or(0, |(s, _)| *s);
         for (slot, value) in decided {
+            // A replica hands out a decided slot without writing the mark when its store holds
+            // the value already; the oracle sees the decision here.
+            if self.checks {
+                let first = self.decided.entry(slot).or_insert_with(|| value.clone());
+                assert_eq!(*first, value, "SAFETY: slot {slot} decided with two values");
+            }
             assert_eq!(slot, disk.applied.last().map_or(ap, |(s, _)| *s) + 1, "applied out of order");
             if self.checks {
                 disk.applied.push((slot, value));

@@ -15,7 +15,8 @@
 //! - [`transport`]: the peer `Transport` trait (and an in-process network for tests).
 //! - [`tcp`]: the TCP peer transport, the same code over real and simulated sockets.
 //! - [`clock`]: wall-clock time for stamping commands.
-//! - [`node`]: the event loop: persist, then send, then apply.
+//! - [`node`]: the event loop: persist, then send, then hand decided slots to the applier,
+//!   which applies them beside the loop (`applier.rs`).
 //! - [`service`]: what client front ends call: open a session, submit a request, get the outcome.
 //! - `testkit` (cargo feature `testkit`): the SQLite stand-in for PostgreSQL, the `SqlBackend`
 //!   conformance suite, and helpers that build log slots, for the simulation and for tests.
@@ -39,6 +40,7 @@ macro_rules! planted {
     };
 }
 
+mod applier;
 pub mod calendar;
 pub mod clock;
 pub mod command;

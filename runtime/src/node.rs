@@ -4,22 +4,24 @@
 //!   ticks ─┐                            0. transport.send    (early: accepts, heartbeats)
 //!   peers ─┼─> Replica ──take_ready──> 1. store.persist   (retried until it succeeds; no vote
 //!   client ┘                            2. transport.send    leaves before it is durable)
-//!   requests                            3. executor.apply  -> answer waiting clients
-//!                                       4. executor.flush  -> replica.applied(AP on disk)
+//!   requests                            3. hand decided slots to the applier
+//!        ^                                         |
+//!        └── answers, AP, Done <── applier: executor.apply, every 50 ms executor.flush
 //! ```
 //!
 //! The same loop runs in production and in the simulation; only the store, backend, transport and
 //! clock differ. A store that is down stops the loop at step 1 (the replica stops voting and
-//! reports itself unhealthy); a database fault stops it at step 3 on that slot, which is retried,
-//! never skipped.
+//! reports itself unhealthy). The applier ([`crate::applier`]) runs beside the loop, so a persist
+//! and the application of earlier slots overlap; a database fault stops it at that slot, which is
+//! retried, never skipped, while the replica goes on voting.
 //!
-//! Step 4 runs at most every [`NodeConfig::flush_every`]: the database commits asynchronously and
-//! one flush waits for the disk for every slot applied since the last one (see
-//! [`Executor::flush`]). A client is answered at step 3, from a slot the replicated log holds
-//! whatever happens to this database; only `Done`, which lets the log forget the slot, waits
-//! for the disk.
+//! The database commits asynchronously and one flush waits for the disk for every slot applied
+//! since the last one (see [`Executor::flush`]). A client is answered once its slot is applied,
+//! from a slot the replicated log holds whatever happens to this database; only `Done`, which
+//! lets the log forget the slot, waits for the disk.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use barista_core::{Config, Persist, ProposeError, RecoverError, Replica, RoleKind, Slot, Status};
@@ -30,6 +32,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{info, warn};
 
+use crate::applier::{Applier, Event};
 use crate::clock::Clock;
 use crate::command::{ClientCommand, ConnId, Op};
 use crate::executor::{Applied, Executor, Outcome};
@@ -37,7 +40,7 @@ use crate::sql::{BackendFault, SqlBackend};
 use crate::store::{AcceptorStore, StoreError};
 use crate::transport::Transport;
 use crate::verify::watch::Watch;
-use crate::verify::{CheckSummary, Divergence};
+use crate::verify::{CheckSummary, Checks, Divergence};
 
 /// Messages stepped per `drive` at most, so ticks and client requests still get their turn
 /// under a flood.
@@ -204,21 +207,34 @@ struct IdleTxn {
     proposed_at: Option<Instant>,
 }
 
-/// One replica's event loop. Built by [`Node::start`].
+/// One replica: the consensus loop and, beside it, the applier (see [`crate::applier`]). Built by
+/// [`Node::start`].
 pub struct Node<S: AcceptorStore, B: SqlBackend, C: Clock> {
+    driver: Driver<S, C>,
+    applier: Applier<B>,
+    /// The applier's end of the hand-over.
+    slots: mpsc::UnboundedReceiver<(Slot, barista_core::Value)>,
+}
+
+/// The consensus loop: steps the core, persists, sends, hands decided slots to the applier and
+/// answers clients from what it applied.
+struct Driver<S: AcceptorStore, C: Clock> {
     cfg: NodeConfig,
     replica: Replica,
     store: S,
-    executor: Executor<B>,
     clock: C,
     requests: mpsc::Receiver<Request>,
     waiters: BTreeMap<(ConnId, u64), Vec<Reply>>,
-    /// Slots handed out by the core for applying, through this one.
-    apply_upto: Slot,
-    /// When the executor last flushed.
-    flushed_at: Instant,
-    /// The last `apply` ran out of time with slots left to apply.
-    slice_ended: bool,
+    /// Decided slots handed to the applier, through this one.
+    handed_upto: Slot,
+    to_applier: mpsc::UnboundedSender<(Slot, barista_core::Value)>,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// The executor's AP, as the applier last reported it.
+    applied: Slot,
+    /// The open transaction's session and its last request, as the applier last reported them.
+    open_txn: Option<(ConnId, u64)>,
+    /// The recorded divergence checks, as the applier last reported them.
+    recorded_checks: Arc<Checks>,
     health: Health,
     idle: Option<IdleTxn>,
     checks: Watch,
@@ -266,24 +282,30 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             }
         };
         let (requests_tx, requests) = mpsc::channel(cfg.request_queue);
+        let (to_applier, slots) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let recorded_checks = Arc::new(executor.checks().clone());
         let mut checks = Watch::new(cfg.core.id, cfg.core.nodes);
-        checks.refresh(executor.checks());
+        checks.refresh(&recorded_checks);
         let initial = NodeStatus {
             core: replica.status(),
-            applied: executor.applied(),
+            applied,
             health: checks.health(&Health::Healthy),
             open_txn: None,
             checks: checks.summaries.clone(),
         };
         let (status, status_rx) = watch::channel(initial);
-        let node = Node {
-            apply_upto: executor.applied(),
-            flushed_at: Instant::now(),
-            slice_ended: false,
+        let applier = Applier::new(executor, cfg.on_apply.clone(), cfg.flush_every, cfg.retry, events_tx);
+        let driver = Driver {
+            handed_upto: applied,
+            to_applier,
+            events,
+            applied,
+            open_txn: None,
+            recorded_checks,
             cfg,
             replica,
             store,
-            executor,
             clock,
             requests,
             waiters: BTreeMap::new(),
@@ -292,11 +314,20 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             checks,
             status,
         };
-        Ok((node, NodeHandle { requests: requests_tx, status: status_rx }))
+        Ok((Node { driver, applier, slots }, NodeHandle { requests: requests_tx, status: status_rx }))
     }
 
     /// Runs over `transport` until every [`NodeHandle`] is dropped or the transport closes.
-    pub async fn run<T: Transport>(mut self, mut transport: T) {
+    pub async fn run<T: Transport>(self, transport: T) {
+        let Node { driver, applier, slots } = self;
+        let node = driver.cfg.core.id;
+        tokio::join!(driver.run(transport), applier.run(slots));
+        info!(node, "node stopped");
+    }
+}
+
+impl<S: AcceptorStore, C: Clock> Driver<S, C> {
+    async fn run<T: Transport>(mut self, mut transport: T) {
         let mut ticker = tokio::time::interval(self.cfg.tick);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -326,13 +357,19 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
                     Some(request) => self.handle(request),
                     None => break,
                 },
-                // A slice of applying ended with slots left (see `apply`): go on after the
-                // ticks and messages that came meanwhile, without waiting for another.
-                () = std::future::ready(()), if self.slice_ended => {}
+                event = self.events.recv() => match event {
+                    Some(event) => {
+                        self.on_event(event);
+                        while let Ok(event) = self.events.try_recv() {
+                            self.on_event(event);
+                        }
+                    }
+                    None => break,
+                },
             }
             self.drive(&mut transport).await;
         }
-        info!(node = self.cfg.core.id, "node stopped");
+        // Dropping `self` drops the hand-over, which stops the applier.
     }
 
     fn handle(&mut self, request: Request) {
@@ -380,86 +417,63 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             transport.send(envelope);
         }
         if let Some((last, _)) = ready.decided.last() {
-            self.apply_upto = self.apply_upto.max(*last);
+            self.hand_over(*last);
         }
-        self.apply().await;
-        self.flush().await;
         if matches!(self.health, Health::StoreUnavailable(_)) {
             self.set_health(Health::Healthy);
         }
         self.publish();
     }
 
-    /// Applies every handed-out slot the executor has not executed, in order. The values come
+    /// Hands the applier every decided slot through `upto` it does not have yet. The values come
     /// from the replica, which keeps every slot above this replica's `Done`.
-    ///
-    /// At most one heartbeat period at a time: the loop sends nothing while it applies, so a
-    /// leader applying a long run of slots (a catch-up, a burst of big batches) would miss its
-    /// heartbeats and be voted out. The rest is applied on the next turn of the loop.
-    async fn apply(&mut self) {
-        let started = Instant::now();
-        let slice = self.cfg.tick * self.cfg.core.heartbeat_ticks as u32;
-        self.slice_ended = false;
-        while self.executor.executed() < self.apply_upto {
-            if started.elapsed() >= slice {
-                self.slice_ended = true;
-                return;
-            }
-            let slot = self.executor.executed() + 1;
+    fn hand_over(&mut self, upto: Slot) {
+        while self.handed_upto < upto {
+            let slot = self.handed_upto + 1;
             let Some(value) = self.replica.decided(slot).cloned() else {
                 warn!(slot, "decided slot missing from the replica; waiting for it");
                 return;
             };
-            match self.executor.apply(slot, &value).await {
-                Ok(applied) => {
-                    if let Some(hook) = &self.cfg.on_apply {
-                        (hook.0)(slot, &value);
-                    }
-                    if matches!(self.health, Health::DatabaseUnavailable { .. }) {
-                        info!(slot, "database back; applying again");
-                        self.health = Health::Healthy;
-                    }
-                    self.answer(applied);
-                    self.verify_progress();
+            if self.to_applier.send((slot, value)).is_err() {
+                return; // the applier stopped: the node is stopping
+            }
+            self.handed_upto = slot;
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Applied(slot) => {
+                self.database_back();
+                self.applied = slot.applied;
+                self.open_txn = slot.open_txn;
+                if let Some(checks) = slot.checks {
+                    self.recorded_checks = checks;
                 }
-                Err(fault) => {
-                    warn!(slot, "cannot apply: {fault}");
-                    self.database_fault(slot, fault).await;
-                    return;
-                }
+                self.answer(slot.outcomes);
+                self.checks.add_digests(slot.digests);
+                self.checks.refresh(&self.recorded_checks);
+                self.propose_reports();
+            }
+            Event::Durable(done) => {
+                self.database_back();
+                self.replica.applied(done);
+            }
+            Event::Fault { slot, fault } => {
+                self.set_health(Health::DatabaseUnavailable { slot, fault: fault.to_string() })
+            }
+            Event::Recovered { applied } => {
+                self.database_back();
+                self.applied = applied;
+                self.open_txn = None;
             }
         }
     }
 
-    /// Flushes the applied slots to disk when the last flush is `flush_every` old, and reports
-    /// them as this replica's `Done`.
-    async fn flush(&mut self) {
-        if self.executor.durable() == self.executor.applied() || self.flushed_at.elapsed() < self.cfg.flush_every {
-            return;
-        }
-        match self.executor.flush().await {
-            Ok(()) => {
-                self.flushed_at = Instant::now();
-                self.replica.applied(self.executor.durable());
-                if matches!(self.health, Health::DatabaseUnavailable { .. }) {
-                    self.health = Health::Healthy;
-                }
-            }
-            Err(fault) => {
-                warn!("cannot flush the applied slots: {fault}");
-                self.database_fault(self.executor.executed() + 1, fault).await;
-            }
-        }
-    }
-
-    /// Stops at `slot` after a database fault: unhealthy, and back to what the database
-    /// committed, from where the loop feeds the slots again.
-    async fn database_fault(&mut self, slot: Slot, fault: BackendFault) {
-        self.set_health(Health::DatabaseUnavailable { slot, fault: fault.to_string() });
-        tokio::time::sleep(self.cfg.retry).await;
-        if let Err(e) = self.executor.recover().await {
-            warn!("database still unavailable: {e}");
-            tokio::time::sleep(self.cfg.retry).await;
+    fn database_back(&mut self) {
+        if let Health::DatabaseUnavailable { slot, .. } = self.health {
+            info!(slot, "database back; applying again");
+            self.set_health(Health::Healthy);
         }
     }
 
@@ -472,15 +486,12 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         // Time the open transaction from its last real progress, as the executor sees it: a late
         // duplicate of an older request is answered "stale" and is no progress, and an abort
         // must name the request the executor will compare against.
-        self.idle = match (self.executor.open_transaction(), self.idle.take()) {
+        self.idle = match (self.open_txn, self.idle.take()) {
             (None, _) => None,
-            (Some(conn), idle) => {
-                let last_request = self.executor.last_request(conn).unwrap_or(0);
-                match idle {
-                    Some(idle) if idle.conn == conn && idle.last_request == last_request => Some(idle),
-                    _ => Some(IdleTxn { conn, last_request, since: Instant::now(), proposed_at: None }),
-                }
-            }
+            (Some((conn, last_request)), idle) => match idle {
+                Some(idle) if idle.conn == conn && idle.last_request == last_request => Some(idle),
+                _ => Some(IdleTxn { conn, last_request, since: Instant::now(), proposed_at: None }),
+            },
         };
     }
 
@@ -518,18 +529,10 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         }
     }
 
-    /// Takes in the checks just applied (this replica's digests to report) and the reports
-    /// applied (which may mark this replica diverged, or healthy again).
-    fn verify_progress(&mut self) {
-        self.checks.add_digests(self.executor.take_digests());
-        self.checks.refresh(self.executor.checks());
-        self.propose_reports();
-    }
-
     /// Proposes this replica's divergence-check reports that are due (see `verify::watch`).
     fn propose_reports(&mut self) {
-        let txn_open = self.executor.open_transaction().is_some();
-        for report in self.checks.due_reports(self.executor.checks(), txn_open, self.clock.now_us()) {
+        let txn_open = self.open_txn.is_some();
+        for report in self.checks.due_reports(&self.recorded_checks, txn_open, self.clock.now_us()) {
             if let Err(e) = self.replica.propose(Bytes::from(report.encode())) {
                 warn!("could not propose this replica's checksum report: {e}");
             }
@@ -547,9 +550,9 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
     fn publish(&mut self) {
         let status = NodeStatus {
             core: self.replica.status(),
-            applied: self.executor.applied(),
+            applied: self.applied,
             health: self.checks.health(&self.health),
-            open_txn: self.executor.open_transaction(),
+            open_txn: self.open_txn.map(|(conn, _)| conn),
             checks: self.checks.summaries.clone(),
         };
         self.status.send_replace(status);
