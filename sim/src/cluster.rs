@@ -159,6 +159,12 @@ impl SimCluster {
         self.up[i] = false;
     }
 
+    /// Replica `i`'s database server loses power: every commit since its last flush is gone,
+    /// and it stays down until set up again.
+    pub fn power_failure(&self, i: usize) {
+        self.disks[i].db.lose_unflushed().expect("the SQLite stand-in restores its flushed copy");
+    }
+
     /// Stops the ZooKeeper stand-in (its data stays).
     pub fn stop_zk(&mut self) {
         Handle::current().kill(self.zk);

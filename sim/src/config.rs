@@ -31,7 +31,8 @@ pub struct Faults {
     pub store_outages: bool,
     /// Make the acceptor store slow (tens of milliseconds per write).
     pub store_slowness: bool,
-    /// Take a replica's database down.
+    /// Take a replica's database down, half the time as a power failure that loses its commits
+    /// since the last flush; and make some replica crashes whole-machine power failures.
     pub database_outages: bool,
     /// Pause replicas (every task of the node frozen, as in a long stop-the-world pause or
     /// SIGSTOP; its peers' messages queue up) and resume them.

@@ -314,7 +314,15 @@ fn inject(
     };
     let f = &cluster.cfg.faults;
     match rng.random_range(0..10) {
-        0 if f.crashes && cluster.up[i] => cluster.crash(i),
+        0 if f.crashes && cluster.up[i] => {
+            cluster.crash(i);
+            // Sometimes the whole machine: its PostgreSQL loses what it had not flushed, and is
+            // back (recovered) before the replica restarts.
+            if cluster.cfg.faults.database_outages && rng.random_bool(0.5) {
+                cluster.power_failure(i);
+                cluster.disks[i].db.set_down(false);
+            }
+        }
         1 if f.crashes && !cluster.up[i] => cluster.restart(i),
         2 if f.partitions && !clogged.contains(&cluster.ids[i]) => {
             NetSim::current().clog_node(cluster.ids[i]);
@@ -330,7 +338,12 @@ fn inject(
         }
         5 if f.database_outages => {
             let down = rng.random_bool(0.5);
-            cluster.disks[i].db.set_down(down);
+            // Half the outages are power failures of the database server alone.
+            if down && rng.random_bool(0.5) {
+                cluster.power_failure(i);
+            } else {
+                cluster.disks[i].db.set_down(down);
+            }
         }
         7 if f.crashes && cluster.up[i] => cluster.disks[i].store.arm_tripwire(),
         // ZooKeeper down as a whole, or back.

@@ -121,6 +121,9 @@ impl<B: SqlBackend> Executor<B> {
     pub async fn open(backend: B) -> Result<Executor<B>, BackendFault> {
         let mut book = backend.connect().await?;
         bookkeeping::create(&mut book).await?;
+        // On disk before anything is applied: a database that lost its bookkeeping to a power
+        // failure would look wiped, and the replica would refuse to serve until re-seeded.
+        book.flush().await?;
         let mut executor = Executor {
             backend,
             book,

@@ -17,13 +17,18 @@
 //! - [`SqliteDb::set_down`] and [`SqliteDb::go_down_after`] stop the "server" on demand: every
 //!   connection is killed (open transactions roll back), and `connect` and every statement fault
 //!   until it is back; a connection killed this way stays dead, like a lost PostgreSQL connection.
+//! - [`SqliteDb::lose_unflushed`] is a power failure of the server under Barista's asynchronous
+//!   commits: it stops as `set_down` does and its disk goes back to the last
+//!   [`SqlSession::flush`] (a copy of the database taken then), losing every commit after it.
+//!   PostgreSQL loses a suffix of its commits at most, often less; losing all of them since the
+//!   flush is the worst case the executor must replay.
 //!
 //! Why files (WAL) and not a shared in-memory database: SQLite's in-memory sharing (shared cache,
 //! or the `memdb` VFS) locks whole tables or the whole database, so a session reading a table that
 //! another session's open transaction wrote fails with `SQLITE_LOCKED`/`SQLITE_BUSY` instead of
 //! seeing the committed rows, and [`SqliteDb::dump`] could not read a replica whose client left a
 //! transaction open. With `synchronous = OFF` the files cost little: nothing is fsynced, and
-//! durability across a process crash (not a power failure, which is not modelled) needs none.
+//! durability across a process crash needs none (a power failure is the copy above).
 //!
 //! What it does not model: lock waits. SQLite has one writer per database; a second session that
 //! writes while a transaction is open gets `SQLITE_BUSY`, reported as a fault, not a wait. The
@@ -79,6 +84,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Shared {
     dir: PathBuf,
     path: PathBuf,
+    /// The database as of the last flush: what a power failure leaves.
+    flushed: PathBuf,
     /// Reads dumps. `None` only while the database is being dropped.
     anchor: Mutex<Option<Connection>>,
     down: AtomicBool,
@@ -165,6 +172,10 @@ fn down() -> BackendFault {
     BackendFault("the database server is down".into())
 }
 
+fn lost() -> BackendFault {
+    BackendFault("connection lost (the server was stopped)".into())
+}
+
 fn wiped() -> BackendFault {
     BackendFault("the database no longer exists (its disk was wiped)".into())
 }
@@ -214,6 +225,38 @@ fn open(path: &Path, flags: OpenFlags) -> Result<Connection, BackendFault> {
     Ok(conn)
 }
 
+/// Opens the database's own connection (it reads dumps and takes the flushed copies), and puts
+/// the file in WAL mode, which every later connection then uses too.
+fn open_anchor(path: &Path) -> Result<Connection, BackendFault> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let anchor = open(path, flags)?;
+    let mode: String = anchor
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|e| sqlite_fault("journal_mode", e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(BackendFault(format!("sqlite refused WAL mode (got {mode})")));
+    }
+    Ok(anchor)
+}
+
+/// Copies the committed state of `conn`'s database to `to`, replacing it only once the copy is
+/// whole.
+fn copy_committed(conn: &Connection, to: &Path) -> Result<(), BackendFault> {
+    let partial = to.with_extension("partial");
+    remove_if_present(&partial)?;
+    conn.execute("VACUUM INTO ?1", [partial.to_string_lossy()]).map_err(|e| sqlite_fault("copy", e))?;
+    std::fs::rename(&partial, to).map_err(|e| BackendFault(format!("renaming {}: {e}", partial.display())))
+}
+
+fn remove_if_present(file: &Path) -> Result<(), BackendFault> {
+    match std::fs::remove_file(file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(BackendFault(format!("removing {}: {e}", file.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// One replica's database: its "disk". Dropping it wipes the disk.
 pub struct SqliteDb {
     shared: Arc<Shared>,
@@ -234,19 +277,15 @@ impl SqliteDb {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| BackendFault(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join("db.sqlite");
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let anchor = open(&path, flags)?;
-        // Persistent in the file: every later connection uses WAL too.
-        let mode: String = anchor
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(|e| sqlite_fault("journal_mode", e))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(BackendFault(format!("sqlite refused WAL mode (got {mode})")));
-        }
+        let anchor = open_anchor(&path)?;
+        // The empty database is on disk from the start, as after initdb.
+        let flushed = dir.join("flushed.sqlite");
+        copy_committed(&anchor, &flushed)?;
         Ok(SqliteDb {
             shared: Arc::new(Shared {
                 dir,
                 path,
+                flushed,
                 anchor: Mutex::new(Some(anchor)),
                 down: AtomicBool::new(false),
                 removed: AtomicBool::new(false),
@@ -278,6 +317,25 @@ impl SqliteDb {
     /// [`SqliteDb::set_down`]`(true)` does: a fault at an exact point, e.g. in the middle of a slot.
     pub fn go_down_after(&self, statements: u64) {
         *lock(&self.shared.fuse) = Some(statements);
+    }
+
+    /// A power failure of the server: it stops as [`SqliteDb::set_down`]`(true)` does, and every
+    /// commit since the last [`SqlSession::flush`] is lost. It stays down until `set_down(false)`.
+    pub fn lose_unflushed(&self) -> Result<(), BackendFault> {
+        let shared = &self.shared;
+        shared.stop();
+        let mut anchor = lock(&shared.anchor);
+        if anchor.take().is_none() {
+            return Err(wiped());
+        }
+        // The WAL and its index belong to the lost state: without them the copy is the database.
+        for suffix in ["", "-wal", "-shm"] {
+            remove_if_present(&PathBuf::from(format!("{}{suffix}", shared.path.display())))?;
+        }
+        std::fs::copy(&shared.flushed, &shared.path)
+            .map_err(|e| BackendFault(format!("restoring {}: {e}", shared.flushed.display())))?;
+        *anchor = Some(open_anchor(&shared.path)?);
+        Ok(())
     }
 
     /// Deletes the database now, as dropping the last `SqliteDb` would (a disk wipe), even if
@@ -439,8 +497,19 @@ impl SqliteSession {
         // Before taking our own connection's lock: a stop takes every connection's lock.
         shared.admit()?;
         let guard = lock(&self.link);
-        let conn = guard.as_ref().ok_or_else(|| BackendFault("connection lost (the server was stopped)".into()))?;
+        let conn = guard.as_ref().ok_or_else(lost)?;
         statement(conn, &mut self.failed, sql, params)
+    }
+
+    fn flush_now(&mut self) -> Result<(), BackendFault> {
+        let shared = self.shared.upgrade().ok_or_else(wiped)?;
+        shared.admit()?;
+        if lock(&self.link).is_none() {
+            return Err(lost());
+        }
+        // The anchor, not this session: it never holds a transaction, which VACUUM refuses.
+        let anchor = lock(&shared.anchor);
+        copy_committed(anchor.as_ref().ok_or_else(wiped)?, &shared.flushed)
     }
 
     /// The checksum: the same rows as [`SqliteDb::dump`] reads, in one read transaction on this
@@ -450,7 +519,7 @@ impl SqliteSession {
         let shared = self.shared.upgrade().ok_or_else(wiped)?;
         shared.admit()?;
         let guard = lock(&self.link);
-        let conn = guard.as_ref().ok_or_else(|| BackendFault("connection lost (the server was stopped)".into()))?;
+        let conn = guard.as_ref().ok_or_else(lost)?;
         let fault = |e| sqlite_fault("checksum", e);
         conn.execute_batch("BEGIN").map_err(fault)?;
         let dump = read_dump(conn);
@@ -507,6 +576,11 @@ impl SqlSession for SqliteSession {
         bookkeeping: &'static [(&'static str, Coverage)],
     ) -> impl Future<Output = Result<DatabaseDigest, BackendFault>> + Send {
         ready(self.checksum_now(bookkeeping))
+    }
+
+    /// Copies the committed state aside: what [`SqliteDb::lose_unflushed`] goes back to.
+    fn flush(&mut self) -> impl Future<Output = Result<(), BackendFault>> + Send {
+        ready(self.flush_now())
     }
 }
 
@@ -841,6 +915,32 @@ mod tests {
         assert!(a.execute("SELECT 1", &[]).await.is_err());
         let mut b = backend.connect().await.expect("connect after restart");
         assert_eq!(ok(&mut b, "SELECT id FROM t", &[]).await.rows, vec![vec![SqlValue::Int(1)]]);
+    }
+
+    #[tokio::test]
+    async fn a_power_failure_keeps_the_flushed_commits_only() {
+        let db = db();
+        let backend = db.backend();
+        let mut a = backend.connect().await.expect("connect");
+        ok(&mut a, "CREATE TABLE t (id integer PRIMARY KEY)", &[]).await;
+        ok(&mut a, "INSERT INTO t VALUES (1)", &[]).await;
+        a.flush().await.expect("flush");
+        ok(&mut a, "INSERT INTO t VALUES (2)", &[]).await;
+        db.lose_unflushed().expect("power failure");
+        assert!(db.is_down());
+        assert!(a.execute("SELECT 1", &[]).await.is_err());
+        db.set_down(false);
+        let mut b = backend.connect().await.expect("connect after restart");
+        assert_eq!(ok(&mut b, "SELECT id FROM t", &[]).await.rows, vec![vec![SqlValue::Int(1)]]);
+        // And what was never flushed at all: the table.
+        let fresh = SqliteDb::new().expect("create database");
+        let mut c = fresh.backend().connect().await.expect("connect");
+        ok(&mut c, "CREATE TABLE t (id integer PRIMARY KEY)", &[]).await;
+        fresh.lose_unflushed().expect("power failure");
+        fresh.set_down(false);
+        let mut d = fresh.backend().connect().await.expect("connect after restart");
+        assert!(d.execute("SELECT id FROM t", &[]).await.expect("no fault").is_err());
+        assert!(fresh.dump().expect("dump").tables.is_empty());
     }
 
     #[tokio::test]
