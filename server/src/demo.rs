@@ -24,7 +24,7 @@ use barista_client::{Client, ClientConfig, Value};
 
 use crate::admin::status_cmd::table;
 use crate::cli::DemoArgs;
-use crate::local_cluster::{LocalCluster, Options, REPLICAS, Stopped};
+use crate::local_cluster::{LocalCluster, Options, REPLICAS, Stopped, on_interrupt};
 
 /// How long the demo waits for any one thing (an election, a catch-up) before it gives up.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -464,28 +464,13 @@ struct Signals {
 
 impl Signals {
     fn install(cluster: &LocalCluster) -> anyhow::Result<Signals> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the signal handler's runtime")?;
         let waiting = Arc::new(AtomicBool::new(false));
         let (wake, woken) = mpsc::channel();
         let stopper = cluster.stopper();
         let flag = waiting.clone();
         let interrupted = Arc::new(AtomicBool::new(false));
         let stopping = interrupted.clone();
-        // Registered before the thread starts, so no signal slips through in between.
-        let (mut int, mut term) = runtime.block_on(async {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
-        })?;
-        std::thread::spawn(move || {
-            runtime.block_on(async {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-            });
+        on_interrupt(move || {
             if flag.load(Ordering::SeqCst) {
                 let _ = wake.send(());
                 return;
@@ -497,7 +482,8 @@ impl Signals {
                 Err(e) => eprintln!("barista demo: stopping the cluster: {e}"),
             }
             std::process::exit(130);
-        });
+        })
+        .context("handling SIGINT and SIGTERM")?;
         Ok(Signals { waiting, interrupted, woken })
     }
 

@@ -214,6 +214,28 @@ struct Shared {
     stopped: bool,
 }
 
+/// Runs `then` on a thread of its own at the first SIGINT or SIGTERM this process gets: for a
+/// program that must stop its cluster (a [`Stopper`]) before it exits, since a signal ends the
+/// process without unwinding, so `Drop` never runs. Both signals are registered before this
+/// returns, so none slips through.
+pub fn on_interrupt(then: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut int, mut term) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+    })?;
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        });
+        then();
+    });
+    Ok(())
+}
+
 /// Stops a cluster's processes from any thread (a Ctrl-C handler), by PID.
 #[derive(Clone)]
 pub struct Stopper {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use barista_server::local_cluster::{LocalCluster, Options};
+use barista_server::local_cluster::{LocalCluster, Options, on_interrupt};
 
 /// Starts ZooKeeper, three PostgreSQL servers and three replicas with default settings in `dir`
 /// (emptied first, removed when the cluster is dropped), running the `barista` binary next to this
@@ -15,7 +15,23 @@ pub fn start_cluster(dir: &Path) -> anyhow::Result<LocalCluster> {
     let mut opts = Options::new(std::path::absolute(dir)?, &binary);
     opts.remove_dir = true;
     println!("starting ZooKeeper, three PostgreSQL servers and three replicas (default settings) ...");
-    LocalCluster::start(opts).context("starting the cluster (run scripts/setup.sh as root first?)")
+    let cluster = LocalCluster::start(opts).context("starting the cluster (run scripts/setup.sh as root first?)")?;
+    stop_on_signal(&cluster)?;
+    Ok(cluster)
+}
+
+/// On SIGINT or SIGTERM, stops the cluster's processes (by PID, as `LocalCluster::stop` does) and
+/// exits: an interrupted benchmark leaves nothing running.
+fn stop_on_signal(cluster: &LocalCluster) -> anyhow::Result<()> {
+    let stopper = cluster.stopper();
+    on_interrupt(move || {
+        eprintln!("interrupted: stopping the cluster");
+        if let Err(e) = stopper.stop() {
+            eprintln!("stopping the cluster: {e}");
+        }
+        std::process::exit(130);
+    })
+    .context("handling SIGINT and SIGTERM")
 }
 
 /// The `barista` binary next to this program's directory (`target/release/examples/X` runs
