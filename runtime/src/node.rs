@@ -236,6 +236,11 @@ struct Driver<S: AcceptorStore, C: Clock> {
     /// The recorded divergence checks, as the applier last reported them.
     recorded_checks: Arc<Checks>,
     health: Health,
+    /// The replica started by rejoining, and the persist that ends the rejoin (the fence as its
+    /// own promise, and everything it learned) has not landed yet. Until it has, the node still
+    /// says `rejoining`: a crash in between leaves the store empty and the replica rejoins
+    /// again, so an operator must not yet take another replica's state away.
+    rejoin_unpersisted: bool,
     idle: Option<IdleTxn>,
     checks: Watch,
     status: watch::Sender<NodeStatus>,
@@ -294,6 +299,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             open_txn: None,
             checks: checks.summaries.clone(),
         };
+        let initial_rejoining = initial.core.rejoining;
         let (status, status_rx) = watch::channel(initial);
         let applier = Applier::new(executor, cfg.on_apply.clone(), cfg.flush_every, cfg.retry, events_tx);
         let driver = Driver {
@@ -310,6 +316,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             requests,
             waiters: BTreeMap::new(),
             health: Health::Healthy,
+            rejoin_unpersisted: initial_rejoining,
             idle: None,
             checks,
             status,
@@ -412,6 +419,9 @@ impl<S: AcceptorStore, C: Clock> Driver<S, C> {
                 self.set_health(Health::StoreUnavailable(e.to_string()));
                 tokio::time::sleep(self.cfg.retry).await;
             }
+            // Nothing stepped the replica during the persist, so its status is the one this
+            // `Ready` was taken in: if the rejoin had ended, this persist carried its end.
+            self.rejoin_unpersisted &= self.replica.status().rejoining;
         }
         for envelope in ready.messages {
             transport.send(envelope);
@@ -548,8 +558,10 @@ impl<S: AcceptorStore, C: Clock> Driver<S, C> {
     }
 
     fn publish(&mut self) {
+        let mut core = self.replica.status();
+        core.rejoining |= self.rejoin_unpersisted;
         let status = NodeStatus {
-            core: self.replica.status(),
+            core,
             applied: self.applied,
             health: self.checks.health(&self.health),
             open_txn: self.open_txn.map(|(conn, _)| conn),

@@ -111,4 +111,11 @@ regressions! {
     /// the lost log held. (Showed up as schedules changed: 200 ms flushes, then the line of
     /// sessions waiting for a transaction.)
     regression_second_lost_state_while_a_replica_lagged_behind_the_first: 119;
+    /// Paxos, lost acceptor state and ZooKeeper outages: replica 0 finished its rejoin, but the
+    /// persist that ends it waited on the stand-in, which was down, when replica 0 crashed; with
+    /// its store still empty it rejoined again. The harness had taken the report "rejoined" for
+    /// done and let replica 2 lose its state too, and two rejoining replicas wait for each other.
+    /// A second fault while the first still mattered: a replica now reports `rejoining` until the
+    /// persist that ends its rejoin has landed.
+    regression_second_lost_state_before_the_first_rejoin_was_persisted: 3983;
 }
