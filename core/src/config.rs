@@ -63,6 +63,13 @@ pub struct Config {
     pub batch_bytes_max: usize,
     /// Most undecided slots one proposer has in flight (pipelining).
     pub window: usize,
+    /// A multi-paxos leader holds new commands back while this many of the slots it proposed
+    /// are not yet executed here, so that they share a later slot (`0`: never). While the
+    /// executor is behind, deciding a slot sooner does not execute it sooner, and a slot costs a
+    /// consensus round and a store write on every replica whatever it holds. The hold lasts only
+    /// while the executor keeps moving (it executed a slot within the last tick): a leader whose
+    /// database stalls proposes as if the limit were off.
+    pub executor_ahead_max: u64,
     /// Most submitted-but-undecided commands a replica holds before refusing more (backpressure).
     pub pending_max: usize,
     /// Most decided slots in one catch-up reply.
@@ -95,6 +102,7 @@ impl Config {
             batch_max: 256,
             batch_bytes_max: BATCH_BYTES_MAX,
             window: 64,
+            executor_ahead_max: 2,
             pending_max: 100_000,
             learn_batch_max: 1024,
             retain_slots: 0,

@@ -532,8 +532,9 @@ impl Replica {
         let window = self.cfg.window;
         loop {
             let mut limit = BatchLimit::new(&self.cfg);
+            let held = self.executor_behind();
             let Some(l) = self.leadership() else { return };
-            if l.queue.is_empty() || l.in_flight.len() >= window {
+            if l.queue.is_empty() || l.in_flight.len() >= window || held {
                 break;
             }
             let take = l.queue.iter().take_while(|c| limit.admit(c)).count();
@@ -554,6 +555,17 @@ impl Replica {
             let min = self.min();
             self.broadcast(Message::Heartbeat { ballot, decided_upto, min });
         }
+    }
+
+    /// True if the leader should hold its queued commands for a later slot: this replica's
+    /// executor has `executor_ahead_max` of the proposed slots still to execute, and it is
+    /// moving (it executed one within the last tick), so those commands would wait for it
+    /// anyway and can share one slot instead of taking one each.
+    fn executor_behind(&self) -> bool {
+        let ahead_max = self.cfg.executor_ahead_max;
+        let Role::Leader(l) = &self.mp.role else { return false };
+        let proposed = l.next_slot.saturating_sub(1);
+        ahead_max > 0 && proposed.saturating_sub(self.executed) >= ahead_max && self.now <= self.executed_at + 1
     }
 
     fn mp_forward_unsent(&mut self) {

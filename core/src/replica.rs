@@ -140,6 +140,10 @@ pub struct Replica {
     /// Decided slots up to here were handed out in a `Ready`.
     pub(crate) emitted_upto: Slot,
     pub(crate) applied: Slot,
+    /// The executor's own position, ahead of `applied` (`Done`) by what it has not flushed.
+    pub(crate) executed: Slot,
+    /// The tick at which `executed` last moved (see [`Config::executor_ahead_max`]).
+    pub(crate) executed_at: u64,
     /// `Done` of every replica as last heard (own entry is `applied`).
     pub(crate) done: Vec<Slot>,
     pub(crate) max_slot: Slot,
@@ -211,6 +215,8 @@ impl Replica {
             decided_upto,
             emitted_upto: applied,
             applied,
+            executed: applied,
+            executed_at: 0,
             done,
             max_slot,
             max_round,
@@ -347,6 +353,17 @@ impl Replica {
         if slot > self.applied {
             self.applied = slot;
             self.done[self.cfg.id as usize] = slot;
+        }
+        self.executed(slot);
+    }
+
+    /// Reports that the executor executed every slot through `slot`, flushed or not. It paces
+    /// a leader's proposals ([`Config::executor_ahead_max`]); only [`Replica::applied`] is `Done`.
+    pub fn executed(&mut self, slot: Slot) {
+        let slot = slot.min(self.emitted_upto);
+        if slot > self.executed {
+            self.executed = slot;
+            self.executed_at = self.now;
         }
         self.debug_check();
     }

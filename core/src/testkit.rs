@@ -5,7 +5,7 @@
 //! A crash drops the replica together with any input it handled since its last
 //! [`Cluster::process`], which is precisely the state it had not persisted yet.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
@@ -48,6 +48,10 @@ pub struct Cluster {
     /// persist-before-send check cannot hold for them, since their record is gone. The rejoin
     /// is what keeps them harmless, and the decided-value checks are what verify it.
     orphans: Vec<Envelope>,
+    /// Decided slots handed out and not executed yet, per replica: empty unless its executor
+    /// is stalled ([`Cluster::stall_executor`]).
+    unexecuted: Vec<VecDeque<(Slot, Value)>>,
+    stalled: BTreeSet<NodeId>,
     checks: bool,
     restarts: u64,
 }
@@ -79,6 +83,8 @@ impl Cluster {
             decided: BTreeMap::new(),
             cut: BTreeSet::new(),
             orphans: Vec::new(),
+            unexecuted: vec![VecDeque::new(); nodes as usize],
+            stalled: BTreeSet::new(),
             checks: true,
             restarts: 0,
         }
@@ -226,10 +232,6 @@ impl Cluster {
             }
         }
         self.network.extend(messages);
-        let Some(last) = decided.last().map(|(slot, _)| *slot) else {
-            return;
-        };
-        let ap = disk.applied.last().map_or(0, |(s, _)| *s);
         for (slot, value) in decided {
             // A replica hands out a decided slot without writing the mark when its store holds
             // the value already; the oracle sees the decision here.
@@ -237,20 +239,54 @@ impl Cluster {
                 let first = self.decided.entry(slot).or_insert_with(|| value.clone());
                 assert_eq!(*first, value, "SAFETY: slot {slot} decided with two values");
             }
-            assert_eq!(slot, disk.applied.last().map_or(ap, |(s, _)| *s) + 1, "applied out of order");
-            if self.checks {
-                disk.applied.push((slot, value));
-            } else {
-                disk.applied.clear();
-                disk.applied.push((slot, value));
-            }
+            self.unexecuted[node as usize].push_back((slot, value));
         }
-        r.applied(last);
+        if !self.stalled.contains(&node) {
+            self.execute(node, usize::MAX);
+        }
+    }
+
+    /// Executes up to `max` of the slots handed out to `node`, in order, and reports them
+    /// applied (executed and durable at once: the testkit's database does not crash alone).
+    fn execute(&mut self, node: NodeId, max: usize) {
+        let (disk, queue) = (&mut self.disks[node as usize], &mut self.unexecuted[node as usize]);
+        let mut last = None;
+        for (slot, value) in queue.drain(..max.min(queue.len())) {
+            let ap = disk.applied.last().map_or(0, |(s, _)| *s);
+            assert_eq!(slot, ap + 1, "applied out of order");
+            if !self.checks {
+                disk.applied.clear();
+            }
+            disk.applied.push((slot, value));
+            last = Some(slot);
+        }
+        if let (Some(last), Some(r)) = (last, &mut self.replicas[node as usize]) {
+            r.applied(last);
+        }
+    }
+
+    /// Stalls `node`'s executor (a slow database): decided slots queue up unexecuted until
+    /// [`Cluster::execute_next`] or until it is resumed (`stalled` false), which executes them.
+    pub fn stall_executor(&mut self, node: NodeId, stalled: bool) {
+        if stalled {
+            self.stalled.insert(node);
+        } else {
+            self.stalled.remove(&node);
+            self.execute(node, usize::MAX);
+            self.process(node);
+        }
+    }
+
+    /// Executes the oldest slot queued at a stalled `node`, and processes the node.
+    pub fn execute_next(&mut self, node: NodeId) {
+        self.execute(node, 1);
+        self.process(node);
     }
 
     /// Crashes `node`: memory and unprocessed inputs are lost, its disk stays.
     pub fn crash(&mut self, node: NodeId) {
         self.replicas[node as usize] = None;
+        self.unexecuted[node as usize].clear();
     }
 
     /// Crashes `node` in the middle of its `Ready`: the early messages left, the persist never

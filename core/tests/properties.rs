@@ -2,7 +2,8 @@
 //!
 //! A schedule is a list of [`Action`]s run against a [`Cluster`]: deliver any in-flight message
 //! (so the network reorders), deliver without processing (so a crash right after loses what the
-//! message changed), drop, duplicate, tick, propose, crash, restart, process. Each run has two
+//! message changed), drop, duplicate, tick, propose, crash, restart, process, lose a replica's
+//! acceptor state, and stall or step a replica's executor (a slow database). Each run has two
 //! phases, in the manner of TigerBeetle's simulator:
 //!
 //! 1. **Chaos, checking safety after every action** with the testkit's cluster-wide oracle,
@@ -74,6 +75,13 @@ enum Action {
     /// replica that forgot its votes and must rejoin (one such replica at a time, and only when
     /// every replica is up at the end, since rejoining waits for every peer).
     LoseState(NodeId),
+    /// Stall a node's executor (a slow database): decided slots queue up unexecuted, and a
+    /// leader holds commands back for it only while it keeps moving.
+    StallExecutor(NodeId),
+    /// Execute the oldest slot queued at a stalled executor.
+    ExecuteNext(NodeId),
+    /// Let a stalled executor run again: it executes everything queued.
+    ResumeExecutor(NodeId),
 }
 
 /// Limits the schedule runs with; small values reach the window, batch and catch-up-chunk limits.
@@ -83,6 +91,9 @@ struct Tuning {
     window: usize,
     batch_max: usize,
     learn_batch_max: usize,
+    /// [`Config::executor_ahead_max`]: the testkit executes a slot as soon as it is handed out,
+    /// so a leader holds commands back only while its own slots are in flight.
+    executor_ahead_max: u64,
     /// [`Config::retain_slots`]; non-zero only in the safety-only property (a replica behind the
     /// purge point never catches up, so the liveness check does not apply).
     retain_slots: u64,
@@ -149,6 +160,7 @@ impl Run {
             c.batch_max = tuning.batch_max;
             c.learn_batch_max = tuning.learn_batch_max;
             c.retain_slots = tuning.retain_slots;
+            c.executor_ahead_max = tuning.executor_ahead_max;
         });
         Run {
             cluster,
@@ -267,6 +279,9 @@ impl Run {
                     self.lost[node as usize] = true;
                 }
             }
+            Action::StallExecutor(node) => self.cluster.stall_executor(self.node(node), true),
+            Action::ExecuteNext(node) => self.cluster.execute_next(self.node(node)),
+            Action::ResumeExecutor(node) => self.cluster.stall_executor(self.node(node), false),
         }
         self.step += 1;
         self.check_safety();
@@ -283,6 +298,9 @@ impl Run {
     /// Restarts every replica except `down` (crashing those that are up), lets the cluster
     /// settle, and checks liveness. Returns the settle rounds used.
     fn heal_and_check(&mut self, down: &[NodeId]) -> usize {
+        for node in 0..self.nodes {
+            self.cluster.stall_executor(node, false);
+        }
         for node in 0..self.nodes {
             if down.contains(&node) {
                 self.crash(node);
@@ -397,6 +415,9 @@ fn action(nodes: u32) -> impl Strategy<Value = Action> {
         2 => (0..nodes).prop_map(Action::Restart),
         1 => (0..nodes).prop_map(Action::Process),
         1 => (0..nodes).prop_map(Action::LoseState),
+        1 => (0..nodes).prop_map(Action::StallExecutor),
+        3 => (0..nodes).prop_map(Action::ExecuteNext),
+        1 => (0..nodes).prop_map(Action::ResumeExecutor),
     ]
 }
 
@@ -408,12 +429,14 @@ fn tuning() -> impl Strategy<Value = Tuning> {
         prop_oneof![Just(1usize), Just(2), Just(64)],
         prop_oneof![Just(1usize), Just(3), Just(256)],
         prop_oneof![Just(1usize), Just(1024)],
+        prop_oneof![Just(0u64), Just(1), Just(2)],
     )
-        .prop_map(|(election_ticks, window, batch_max, learn_batch_max)| Tuning {
+        .prop_map(|(election_ticks, window, batch_max, learn_batch_max, executor_ahead_max)| Tuning {
             election_ticks,
             window,
             batch_max,
             learn_batch_max,
+            executor_ahead_max,
             retain_slots: 0,
         })
 }
@@ -589,7 +612,8 @@ mod regressions {
     use Protocol::{MultiPaxos, Paxos};
 
     fn tuning(election_ticks: u64, window: usize, batch_max: usize, learn_batch_max: usize) -> Tuning {
-        Tuning { election_ticks, window, batch_max, learn_batch_max, retain_slots: 0 }
+        // Found before leaders held commands back for their executor: replayed as found.
+        Tuning { election_ticks, window, batch_max, learn_batch_max, executor_ahead_max: 0, retain_slots: 0 }
     }
 
     /// Replica 1 loses its acceptor state and rejoins while replica 0 still lags behind slot 1:

@@ -635,3 +635,66 @@ fn a_replica_that_lost_its_votes_does_not_vote_until_every_peer_fenced_it() {
     assert_eq!(times_decided(&c, 2, "after"), 1, "replicas 0 and 2 decide without replica 1");
     c.check_safety().expect("safe");
 }
+
+/// The payloads of the commands in each slot `node` applied after `after`.
+fn applied_batches(c: &Cluster, node: u32, after: u64) -> Vec<Vec<String>> {
+    c.disks[node as usize]
+        .applied
+        .iter()
+        .filter(|(slot, _)| *slot > after)
+        .map(|(_, value)| value.commands().iter().map(|c| String::from_utf8_lossy(&c.payload).into_owned()).collect())
+        .collect()
+}
+
+/// A leader with two elected replicas, `executor_ahead_max` 2, one command applied (so its
+/// executor has just moved), then its executor stalled. Returns the slot applied.
+fn leader_with_a_stalled_executor() -> (Cluster, u64) {
+    let mut c = Cluster::with_config(3, Protocol::MultiPaxos, 1, |cfg| cfg.executor_ahead_max = 2);
+    elect(&mut c, 0);
+    c.propose(0, "warm").expect("propose");
+    c.deliver_all(1000);
+    let warm = c.replica(0).status().applied;
+    assert_eq!(applied_batches(&c, 0, warm - 1), vec![vec!["warm"]]);
+    c.stall_executor(0, true);
+    (c, warm)
+}
+
+#[test]
+fn a_leader_whose_executor_is_behind_puts_the_commands_that_wait_into_one_slot() {
+    let (mut c, warm) = leader_with_a_stalled_executor();
+    for payload in ["a", "b", "c", "d", "e"] {
+        c.propose(0, payload).expect("propose");
+        c.deliver_all(1000);
+    }
+    // "a" and "b" took a slot each; then two proposed slots waited for the executor, and the
+    // others waited for a later slot rather than take one each.
+    assert_eq!(c.replica(0).status().decided_upto, warm + 2);
+    assert_eq!(c.replica(0).status().pending, 3);
+    // The executor executes one slot: the three waiting commands share the next.
+    c.execute_next(0);
+    c.deliver_all(1000);
+    c.stall_executor(0, false);
+    c.deliver_all(1000);
+    let batches = applied_batches(&c, 0, warm);
+    assert_eq!(batches, vec![vec!["a"], vec!["b"], vec!["c", "d", "e"]]);
+    assert_eq!(applied_batches(&c, 1, warm), batches);
+}
+
+#[test]
+fn a_leader_whose_executor_stopped_moving_proposes_without_waiting_for_it() {
+    let (mut c, warm) = leader_with_a_stalled_executor();
+    for payload in ["a", "b", "c"] {
+        c.propose(0, payload).expect("propose");
+        c.deliver_all(1000);
+    }
+    assert_eq!(c.replica(0).status().decided_upto, warm + 2, "\"c\" waits while the executor moves");
+    // Two ticks without an executed slot: the executor is stuck (its database down, say), and
+    // holding commands back for it would stall the cluster, so "c" gets its slot.
+    for _ in 0..2 {
+        c.tick(0);
+        c.deliver_all(1000);
+    }
+    assert_eq!(c.replica(0).status().decided_upto, warm + 3);
+    assert_eq!(c.replica(0).status().applied, warm, "still stalled");
+    assert_eq!(applied_batches(&c, 1, warm), vec![vec!["a"], vec!["b"], vec!["c"]]);
+}

@@ -456,6 +456,7 @@ impl<S: AcceptorStore, C: Clock> Driver<S, C> {
             Event::Applied(slot) => {
                 self.database_back();
                 self.applied = slot.applied;
+                self.replica.executed(slot.applied);
                 self.open_txn = slot.open_txn;
                 if let Some(checks) = slot.checks {
                     self.recorded_checks = checks;

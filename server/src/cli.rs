@@ -120,6 +120,12 @@ pub struct ServeArgs {
     /// Most undecided slots in flight at once (pipelining window).
     #[arg(long, env = "BARISTA_WINDOW", value_name = "N", default_value_t = defaults::WINDOW)]
     pub window: usize,
+    /// A leader holds new commands back while N of its proposed slots still wait for its own
+    /// executor, so that they share a later slot instead of taking one each (0: never hold).
+    /// While the executor is the bottleneck this costs no latency and saves a consensus round and
+    /// a ZooKeeper write per replica for every command that shares a slot.
+    #[arg(long, env = "BARISTA_EXECUTOR_AHEAD_MAX", value_name = "N", default_value_t = defaults::EXECUTOR_AHEAD_MAX)]
+    pub executor_ahead_max: u64,
     /// Log retention while a replica lags: 0 keeps every slot until every replica applied it (a
     /// replica down for long then holds the whole log back); N also purges applied slots more
     /// than N below this replica's own, and a replica that falls further behind must be re-seeded.

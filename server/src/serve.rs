@@ -131,6 +131,7 @@ async fn start_node(
     core.election_ticks = cfg.election_ticks;
     core.batch_max = cfg.batch_max;
     core.window = cfg.window;
+    core.executor_ahead_max = cfg.executor_ahead_max;
     core.retain_slots = cfg.retain_slots;
     core.seed = os_random();
     let counting = metrics.clone();

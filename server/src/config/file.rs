@@ -32,6 +32,7 @@ pub struct FileConfig {
     pub verify_interval_ms: Option<u64>,
     pub batch_max: Option<usize>,
     pub window: Option<usize>,
+    pub executor_ahead_max: Option<u64>,
     pub retain_slots: Option<u64>,
     pub pg_listen: Option<String>,
     pub pg_auth: Option<String>,

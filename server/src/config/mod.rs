@@ -46,6 +46,8 @@ pub mod defaults {
     pub const BATCH_MAX: usize = 256;
     /// Slots in flight.
     pub const WINDOW: usize = 64;
+    /// A leader holds new commands back while two of its proposed slots wait for its executor.
+    pub const EXECUTOR_AHEAD_MAX: u64 = 2;
     /// Off: the log is purged below `Min()` only, so a replica that was down comes back by
     /// catch-up, however long it was away, at the cost of ZooKeeper holding the log meanwhile.
     /// Setting it bounds that; a replica that falls behind every peer's purge point then reports
@@ -195,6 +197,8 @@ pub struct ServeConfig {
     pub batch_max: usize,
     /// Slots in flight.
     pub window: usize,
+    /// Proposed slots a leader lets wait for its executor before holding commands back.
+    pub executor_ahead_max: u64,
     /// Log retention while a peer lags (0: until every replica applied a slot).
     pub retain_slots: u64,
     /// The PostgreSQL wire protocol front end, if on.
@@ -228,6 +232,7 @@ pub(crate) struct Merged {
     pub verify_interval_ms: u64,
     pub batch_max: usize,
     pub window: usize,
+    pub executor_ahead_max: u64,
     pub retain_slots: u64,
     pub pg_listen: Option<String>,
     pub pg_auth: Option<String>,
@@ -283,6 +288,7 @@ pub(crate) fn merge(args: ServeArgs, matches: &ArgMatches, file: FileConfig) -> 
         verify_interval_ms: layered!(verify_interval_ms),
         batch_max: layered!(batch_max),
         window: layered!(window),
+        executor_ahead_max: layered!(executor_ahead_max),
         retain_slots: layered!(retain_slots),
         pg_listen: optional!(pg_listen),
         pg_auth: optional!(pg_auth),

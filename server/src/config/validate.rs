@@ -147,6 +147,7 @@ pub(super) fn validate(m: Merged) -> Result<ServeConfig, ConfigError> {
         verify_interval: Duration::from_millis(m.verify_interval_ms),
         batch_max: m.batch_max,
         window: m.window,
+        executor_ahead_max: m.executor_ahead_max,
         retain_slots: m.retain_slots,
         pg,
         limits: Limits {
