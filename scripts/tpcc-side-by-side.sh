@@ -108,7 +108,7 @@ psql_at() { # PORT SQL
 }
 url() { printf 'postgres://postgres@127.0.0.1:%s/postgres' "$1"; }
 
-declare -A TARGET CHECK
+declare -A TARGET CHECK ADMIN
 echo "== starting: $SYSTEMS (state in $DIR)"
 if has single; then
     port p
@@ -205,6 +205,18 @@ start_barista() { # NAME PROTOCOL FRONT
         TARGET[$name]="barista://$list"
     fi
     CHECK[$name]=$checks
+    ADMIN[$name]=${admins[0]}
+}
+
+# Barista counter NAME (without the barista_ prefix) from the /metrics of the replica at ADDR;
+# every replica applies every slot, so any one tells how many commands shared a slot.
+metric() { # ADDR NAME
+    local value
+    exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || return 1
+    printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$1" >&3
+    value=$(awk -v m="barista_$2" '{ split($1, name, "{") } name[1] == m { print $2 }' <&3)
+    exec 3>&-
+    echo "${value:-0}"
 }
 has multi-paxos && start_barista multi-paxos multi-paxos thrift
 has paxos && start_barista paxos paxos thrift
@@ -223,9 +235,17 @@ reports=()
 for ((r = 1; r <= ROUNDS; r++)); do
     for s in "${SYSTEM_LIST[@]}"; do
         out=$DIR/$s-round$r.json
+        if [[ -n ${ADMIN[$s]:-} ]]; then
+            slots=$(metric "${ADMIN[$s]}" slots_applied_total) commands=$(metric "${ADMIN[$s]}" commands_applied_total)
+        fi
         "$TPCC" run --target "${TARGET[$s]}" --terminals "$TERMINALS" --warmup "$WARMUP" --duration "$DURATION" \
             --mode "$MODE" --label "$s" --seed "$((SEED + r))" --quiet --report "$out" --chart "$DIR/$s-round$r.svg"
         reports+=("$out")
+        if [[ -n ${ADMIN[$s]:-} ]]; then
+            slots=$(($(metric "${ADMIN[$s]}" slots_applied_total) - slots))
+            commands=$(($(metric "${ADMIN[$s]}" commands_applied_total) - commands))
+            echo "-- $s: $commands commands in $slots log slots during the run (warm-up included)"
+        fi
     done
 done
 
