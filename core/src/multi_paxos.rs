@@ -403,6 +403,14 @@ impl Replica {
         // reaches that slot (found by the property tests: an idle cluster never settled). No
         // promiser reported any value at or above `next_slot`, so no value can have been chosen
         // there below our ballot and a no-op is safe; its accept overwrites the stale value.
+        self.mp_fill_through(max_slot);
+    }
+
+    /// Proposes a no-op in every slot from `next_slot` through `max_slot` (as leader). Safe: no
+    /// promiser reported a value at or above `next_slot`, so none can have been chosen there
+    /// below our ballot.
+    fn mp_fill_through(&mut self, max_slot: Slot) {
+        let Some(l) = self.leadership() else { return };
         let first = l.next_slot;
         if max_slot >= first {
             l.next_slot = max_slot + 1;
@@ -529,6 +537,11 @@ impl Replica {
     }
 
     fn mp_propose_queued(&mut self) {
+        // A slot above our term's first that we saw ourselves after the term began (an earlier
+        // leader's accept, refused below our ballot) is filled as a follower's report of it
+        // would be: an idle leader would otherwise never decide it, and its log would stay
+        // undecided past the prefix (found by a 60,000-case soak of the property tests).
+        self.mp_fill_through(self.max_slot);
         let window = self.cfg.window;
         loop {
             let mut limit = BatchLimit::new(&self.cfg);

@@ -616,6 +616,48 @@ mod regressions {
         Tuning { election_ticks, window, batch_max, learn_batch_max, executor_ahead_max: 0, retain_slots: 0 }
     }
 
+    #[test]
+    fn probe_soak_60000() {
+        #[rustfmt::skip]
+        let schedule = vec![
+            ProposeCrashWhilePersisting(1), ProposeCrashWhilePersisting(0), Tick(2), DeliverOldest, Tick(2), Restart(0),
+            Tick(2), Tick(2), TickAll, DeliverOldest, DeliverOldest, DeliverOldest, DeliverAll, Tick(0), Restart(1),
+            Tick(0), TickAll, DeliverOldest, ProposeCrashWhilePersisting(2),
+        ];
+        check_scenario(&Scenario {
+            nodes: 3,
+            protocol: MultiPaxos,
+            seed: 274962414025876227,
+            tuning: tuning(3, 2, 1, 1),
+            schedule,
+            down_at_end: vec![1],
+        });
+    }
+
+    /// Replica 0 wins an election (term from slot 1) while replica 2, the old leader, proposes
+    /// in slot 1 and crashes before its own vote is persisted. Its accept reaches replica 0
+    /// after the election and is refused, which raises replica 0's `Max()` to 1; replica 1,
+    /// the other acceptor, stays down. The idle leader never used slot 1, no follower reported
+    /// it, and the cluster never settled. Fixed: a leader also fills the slots above its term's
+    /// first that it saw itself. (Found by a 60,000-case soak.)
+    #[test]
+    fn multi_paxos_leader_fills_a_slot_it_saw_after_its_election() {
+        #[rustfmt::skip]
+        let schedule = vec![
+            ProposeCrashWhilePersisting(1), ProposeCrashWhilePersisting(0), Tick(2), DeliverOldest, Tick(2), Restart(0),
+            Tick(2), Tick(2), TickAll, DeliverOldest, DeliverOldest, DeliverOldest, DeliverAll, Tick(0), Restart(1),
+            Tick(0), TickAll, DeliverOldest, ProposeCrashWhilePersisting(2),
+        ];
+        check_scenario(&Scenario {
+            nodes: 3,
+            protocol: MultiPaxos,
+            seed: 274962414025876227,
+            tuning: tuning(3, 2, 1, 1),
+            schedule,
+            down_at_end: vec![1],
+        });
+    }
+
     /// Replica 1 loses its acceptor state and rejoins while replica 0 still lags behind slot 1:
     /// the rejoined log starts at slot 2, so slot 1 is in replica 2's log only. Replica 2 then
     /// loses its state too, slot 1 is in no log, and replica 0 can only be re-seeded (it says
