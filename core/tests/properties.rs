@@ -616,24 +616,6 @@ mod regressions {
         Tuning { election_ticks, window, batch_max, learn_batch_max, executor_ahead_max: 0, retain_slots: 0 }
     }
 
-    #[test]
-    fn probe_soak_60000() {
-        #[rustfmt::skip]
-        let schedule = vec![
-            ProposeCrashWhilePersisting(1), ProposeCrashWhilePersisting(0), Tick(2), DeliverOldest, Tick(2), Restart(0),
-            Tick(2), Tick(2), TickAll, DeliverOldest, DeliverOldest, DeliverOldest, DeliverAll, Tick(0), Restart(1),
-            Tick(0), TickAll, DeliverOldest, ProposeCrashWhilePersisting(2),
-        ];
-        check_scenario(&Scenario {
-            nodes: 3,
-            protocol: MultiPaxos,
-            seed: 274962414025876227,
-            tuning: tuning(3, 2, 1, 1),
-            schedule,
-            down_at_end: vec![1],
-        });
-    }
-
     /// Replica 0 wins an election (term from slot 1) while replica 2, the old leader, proposes
     /// in slot 1 and crashes before its own vote is persisted. Its accept reaches replica 0
     /// after the election and is refused, which raises replica 0's `Max()` to 1; replica 1,
