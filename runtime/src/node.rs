@@ -420,8 +420,11 @@ impl<S: AcceptorStore, C: Clock> Driver<S, C> {
                 tokio::time::sleep(self.cfg.retry).await;
             }
             // Nothing stepped the replica during the persist, so its status is the one this
-            // `Ready` was taken in: if the rejoin had ended, this persist carried its end.
-            self.rejoin_unpersisted &= self.replica.status().rejoining;
+            // `Ready` was taken in: if the rejoin had ended, this persist carried its end. Asked
+            // only while a rejoin is pending: building the status on every persist is waste.
+            if self.rejoin_unpersisted && !self.replica.status().rejoining {
+                self.rejoin_unpersisted = false;
+            }
         }
         for envelope in ready.messages {
             transport.send(envelope);
