@@ -102,7 +102,7 @@ impl Config {
             batch_max: 256,
             batch_bytes_max: BATCH_BYTES_MAX,
             window: 64,
-            executor_ahead_max: 2,
+            executor_ahead_max: 1,
             pending_max: 100_000,
             learn_batch_max: 1024,
             retain_slots: 0,
