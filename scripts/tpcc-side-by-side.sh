@@ -81,6 +81,7 @@ port() {
 
 # What to stop on exit, in reverse order of start.
 BARISTA_PIDS=()
+declare -A BARISTA_OF # system -> its replicas' PIDs
 PG_DIRS=()
 ZK_DIR=
 PGPOOL_DIR=
@@ -179,6 +180,7 @@ start_barista() { # NAME PROTOCOL FRONT
             --zookeeper "127.0.0.1:$zk" --zookeeper-root "/tpcc-$name" --protocol "$protocol" \
             >"$DIR/$name-barista$i.log" 2>&1 &
         BARISTA_PIDS+=($!)
+        BARISTA_OF[$name]+=" $!"
     done
     local admin_list
     admin_list=$(
@@ -218,6 +220,69 @@ metric() { # ADDR NAME
     exec 3>&-
     echo "${value:-0}"
 }
+# Where each system spends the machine's CPU. cpu_roots SYSTEM prints its processes as
+# "COMPONENT PID" lines; cpu_ticks SYSTEM prints "COMPONENT TICKS" with every process's own CPU,
+# its exited children's (which it reaped) and its live children's: PostgreSQL's and pgpool-II's
+# backends, whose CPU is the larger part. ZooKeeper is shared by the Barista systems and counted
+# for the one being measured (the idle ones write nothing).
+postmasters() { # DIR...
+    local d
+    for d in "$@"; do
+        printf 'postgres %s\n' "$(pid_in_file "$d/postmaster.pid")"
+    done
+}
+cpu_roots() { # SYSTEM
+    local pid
+    case $1 in
+    single) postmasters "$DIR/single" ;;
+    sync-rep) postmasters "$DIR/sync0" "$DIR/sync1" "$DIR/sync2" ;;
+    pgpool)
+        printf 'pgpool %s\n' "$(pid_in_file "$PGPOOL_DIR/pgpool.pid")"
+        postmasters "$PGPOOL_DIR/backend0" "$PGPOOL_DIR/backend1" "$PGPOOL_DIR/backend2"
+        ;;
+    *)
+        postmasters "$DIR/$1-pg0" "$DIR/$1-pg1" "$DIR/$1-pg2"
+        for pid in ${BARISTA_OF[$1]}; do
+            printf 'barista %s\n' "$pid"
+        done
+        printf 'zookeeper %s\n' "$(pid_in_file "$ZK_DIR/zk.pid")"
+        ;;
+    esac
+}
+cpu_ticks() { # SYSTEM
+    # Fields after the command name: 2 ppid, 12 utime, 13 stime, 14 cutime, 15 cstime.
+    # (A process that exits while cat reads is skipped; that is no error here.)
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '
+        NR == FNR { component[$2] = $1; next }
+        {
+            pid = $1
+            sub(/^.*\) /, "")
+            if (pid in component) ticks[component[pid]] += $12 + $13 + $14 + $15
+            else if ($2 in component) ticks[component[$2]] += $12 + $13
+        }
+        END { for (c in ticks) print c, ticks[c] }' <(cpu_roots "$1") -
+}
+# cpu_report SYSTEM BEFORE AFTER REPORT: CPU milliseconds per transaction by component, from two
+# cpu_ticks outputs around the measured interval and the run's JSON report.
+cpu_report() {
+    local per_min measured
+    per_min=$(sed -n 's/^  "tpm_total": \([0-9.]*\),$/\1/p' "$4")
+    measured=$(sed -n 's/^  "measured_s": \([0-9.]*\),$/\1/p' "$4")
+    awk -v hz="$(getconf CLK_TCK)" -v txns="$(awk -v m="$per_min" -v s="$measured" 'BEGIN { print m * s / 60 }')" \
+        -v name="$1" '
+        FILENAME == ARGV[1] { before[$1] = $2; next }
+        { ms[$1] = ($2 - before[$1]) * 1000 / hz; total += ms[$1] }
+        END {
+            if (txns == 0) exit
+            line = ""
+            n = split("postgres pgpool barista zookeeper", order, " ")
+            for (i = 1; i <= n; i++)
+                if (order[i] in ms) line = line sprintf("%s %.2f ms, ", order[i], ms[order[i]] / txns)
+            printf "-- %s: CPU per transaction in the measured interval: %stotal %.2f ms (the driver not counted)\n",
+                name, line, total / txns
+        }' "$2" "$3"
+}
+
 has multi-paxos && start_barista multi-paxos multi-paxos thrift
 has paxos && start_barista paxos paxos thrift
 has multi-paxos-pg && start_barista multi-paxos-pg multi-paxos pg
@@ -238,8 +303,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
         if [[ -n ${ADMIN[$s]:-} ]]; then
             slots=$(metric "${ADMIN[$s]}" slots_applied_total) commands=$(metric "${ADMIN[$s]}" commands_applied_total)
         fi
+        # The CPU counters at the end of the warm-up, in the background; the run's at its end.
+        (sleep "$WARMUP" && cpu_ticks "$s" >"$DIR/$s-round$r.cpu-start") &
+        cpu_start=$!
         "$TPCC" run --target "${TARGET[$s]}" --terminals "$TERMINALS" --warmup "$WARMUP" --duration "$DURATION" \
             --mode "$MODE" --label "$s" --seed "$((SEED + r))" --quiet --report "$out" --chart "$DIR/$s-round$r.svg"
+        cpu_ticks "$s" >"$DIR/$s-round$r.cpu-end"
+        wait "$cpu_start"
+        cpu_report "$s" "$DIR/$s-round$r.cpu-start" "$DIR/$s-round$r.cpu-end" "$out"
         reports+=("$out")
         if [[ -n ${ADMIN[$s]:-} ]]; then
             slots=$(($(metric "${ADMIN[$s]}" slots_applied_total) - slots))
