@@ -13,7 +13,9 @@
 # checked; then the measured runs go round-robin over the systems for --rounds rounds
 # (interleaved, so a noisy moment of the shared machine does not land on one system only); then
 # `check` on every copy of the data, and one ratio table against the first system (barista-tpcc
-# compare), saved with the chart and every report.
+# compare), saved with the chart and every report. Each measured run also prints how much CPU the
+# system's processes spent per transaction, by component (PostgreSQL, pgpool-II, Barista,
+# ZooKeeper), and each Barista run how many commands shared a log slot.
 #
 #   scripts/tpcc-side-by-side.sh [--warehouses 1] [--terminals 8] [--warmup 10] [--duration 60]
 #       [--mode procedures|interactive] [--rounds 1] [--dir target/tpcc-side-by-side]
@@ -223,8 +225,8 @@ metric() { # ADDR NAME
 # Where each system spends the machine's CPU. cpu_roots SYSTEM prints its processes as
 # "COMPONENT PID" lines; cpu_ticks SYSTEM prints "COMPONENT TICKS" with every process's own CPU,
 # its exited children's (which it reaped) and its live children's: PostgreSQL's and pgpool-II's
-# backends, whose CPU is the larger part. ZooKeeper is shared by the Barista systems and counted
-# for the one being measured (the idle ones write nothing).
+# backends, whose CPU is the larger part. ZooKeeper is shared by the Barista systems: all of it is
+# counted for the one being measured, the idle clusters' heartbeat-time share included.
 postmasters() { # DIR...
     local d
     for d in "$@"; do
