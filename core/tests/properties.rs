@@ -91,8 +91,8 @@ struct Tuning {
     window: usize,
     batch_max: usize,
     learn_batch_max: usize,
-    /// [`Config::executor_ahead_max`]: the testkit executes a slot as soon as it is handed out,
-    /// so a leader holds commands back only while its own slots are in flight.
+    /// [`Config::executor_ahead_max`]: the testkit executes a slot as soon as it is handed out
+    /// unless the schedule stalls that replica's executor (`StallExecutor`).
     executor_ahead_max: u64,
     /// [`Config::retain_slots`]; non-zero only in the safety-only property (a replica behind the
     /// purge point never catches up, so the liveness check does not apply).

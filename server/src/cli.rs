@@ -122,8 +122,8 @@ pub struct ServeArgs {
     pub window: usize,
     /// A leader holds new commands back while N of its proposed slots still wait for its own
     /// executor, so that they share a later slot instead of taking one each (0: never hold).
-    /// While the executor is the bottleneck this costs no latency and saves a consensus round and
-    /// a ZooKeeper write per replica for every command that shares a slot.
+    /// While the executor is the bottleneck, every command that shares a slot saves a consensus
+    /// round and a ZooKeeper write per replica; a held command may wait up to one round longer.
     #[arg(long, env = "BARISTA_EXECUTOR_AHEAD_MAX", value_name = "N", default_value_t = defaults::EXECUTOR_AHEAD_MAX)]
     pub executor_ahead_max: u64,
     /// Log retention while a replica lags: 0 keeps every slot until every replica applied it (a

@@ -46,7 +46,7 @@ pub mod defaults {
     pub const BATCH_MAX: usize = 256;
     /// Slots in flight.
     pub const WINDOW: usize = 64;
-    /// A leader holds new commands back while two of its proposed slots wait for its executor.
+    /// A leader holds new commands back while one of its proposed slots waits for its executor.
     pub const EXECUTOR_AHEAD_MAX: u64 = 1;
     /// Off: the log is purged below `Min()` only, so a replica that was down comes back by
     /// catch-up, however long it was away, at the cost of ZooKeeper holding the log meanwhile.
