@@ -395,6 +395,26 @@ async fn a_non_atomic_batch_runs_every_statement_on_its_own() {
     assert_eq!(r.ids("t"), [1, 2]);
 }
 
+/// The Rust client sends every statement as a non-atomic batch of one: it must cost what the
+/// same statement costs on its own, one transaction that records the outcome and moves AP (an
+/// earlier version recorded the outcome again and moved AP in two more transactions).
+#[tokio::test]
+async fn a_batch_of_one_statement_costs_what_the_statement_costs() {
+    let mut r = Replica::new().await;
+    setup(&mut r, &[A]).await;
+    let before = r.db.statements_run();
+    assert_eq!(r.run(cmd(A, 3, insert("t", 1))).await, one_row_affected());
+    let single = r.db.statements_run() - before;
+    let before = r.db.statements_run();
+    let outcome = r.run(cmd(A, 4, batch(false, &["INSERT INTO t (id) VALUES (2)"]))).await;
+    assert_eq!(outcome, Outcome::Batch(vec![Ok(ResultSet { rows_affected: 1, ..ResultSet::default() })]));
+    assert_eq!(r.db.statements_run() - before, single);
+    assert_eq!(r.ex().applied(), 4, "the batch's commit moved AP past its slot");
+    r.crash().await;
+    assert_eq!(r.run(cmd(A, 4, batch(false, &["INSERT INTO t (id) VALUES (2)"]))).await, outcome);
+    assert_eq!(r.ids("t"), [1, 2]);
+}
+
 /// For every statement `value` runs: a fault there, then recovery, gives the same answers and
 /// the same data as no fault. Returns the answers.
 async fn converges_after_any_fault(prefix: &[Value], value: &Value) -> Vec<Applied> {

@@ -1,7 +1,8 @@
 //! Simulated clients: they open a replicated session, send requests with failover and retries,
 //! and remember what they were told, so the checkers can compare promises with the data.
 //!
-//! - inserters add unique rows: every acknowledged row must exist exactly once at the end, and a
+//! - inserters add unique rows, alternately as statements and as non-atomic batches of one (what
+//!   the Rust client sends): every acknowledged row must exist exactly once at the end, and a
 //!   retried insert must never come back as a duplicate-key error (that would mean it ran twice);
 //! - bankers move money with interactive transactions and atomic batches: the total is constant;
 //! - register clients read, write and compare-and-set single rows, recording when each request
@@ -78,10 +79,6 @@ impl Session {
         let request = Request { conn: self.conn, request_seq: self.seq, op };
         self.client.call(request, deadline.min(self.deadline)).await.ok()
     }
-
-    async fn exec(&mut self, sql: &str, params: Vec<SqlValue>) -> Option<Outcome> {
-        self.next(Op::Execute(Statement { sql: sql.into(), params })).await
-    }
 }
 
 /// Creates the workload's tables through the cluster. Returns false if it could not.
@@ -123,8 +120,23 @@ pub async fn inserter(k: u64, client: Client, requests: usize, deadline: Instant
     };
     for j in 0..requests as i64 {
         let id = ((k as i64) << 20) + j;
-        let params = vec![SqlValue::Int(id), SqlValue::Int(k as i64)];
-        match s.exec("INSERT INTO ins (id, client) VALUES ($1, $2)", params).await {
+        let insert = Statement {
+            sql: "INSERT INTO ins (id, client) VALUES ($1, $2)".into(),
+            params: vec![SqlValue::Int(id), SqlValue::Int(k as i64)],
+        };
+        // Every other one as a non-atomic batch of one statement: what the Rust client sends.
+        let outcome = if j % 2 == 0 {
+            s.next(Op::Execute(insert)).await
+        } else {
+            match s.next(Op::ExecuteBatch { statements: vec![insert], atomic: false }).await {
+                Some(Outcome::Batch(mut results)) if results.len() == 1 => results.pop().map(|r| match r {
+                    Ok(rs) => Outcome::Rows(rs),
+                    Err(e) => Outcome::Error(e),
+                }),
+                other => other,
+            }
+        };
+        match outcome {
             Some(Outcome::Rows(rs)) if rs.rows_affected == 1 => history.acked_inserts.push(id),
             Some(Outcome::Error(e)) if e.sqlstate == "23505" => {
                 history.violations.push(format!("insert of {id} reported a duplicate key: it ran twice"))

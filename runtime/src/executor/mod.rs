@@ -688,28 +688,38 @@ impl<B: SqlBackend> Executor<B> {
             return self.finish_autocommit(conn, request_seq, outcome, SessionState::Open).await;
         }
         // Not atomic: each statement commits on its own, together with the outcome so far, so a
-        // replay resumes after the last committed statement instead of running it twice.
+        // replay resumes after the last committed statement instead of running it twice. The
+        // outcome recorded with the last statement is the whole batch's, so nothing is written
+        // after it, and its commit moves AP when the batch ends the slot: one transaction per
+        // statement, as for `Execute` (the Rust client sends every statement as a batch of one).
         let mut results = match self.sessions.get(&conn).and_then(|s| s.last.as_ref()) {
             Some((seq, Outcome::Batch(done))) if *seq == request_seq => done.clone(),
             _ => Vec::new(),
         };
-        for stmt in statements.iter().skip(results.len()) {
+        let mut outcome = None;
+        for (i, stmt) in statements.iter().enumerate().skip(results.len()) {
             let prefix = results.clone();
             let progress =
                 move |r: &[Result<ResultSet, SqlError>]| Outcome::Batch(prefix.iter().chain(r).cloned().collect());
             let stmt = std::slice::from_ref(stmt);
-            let one = self.autocommit_batch(conn, request_seq, timestamp_us, stmt, progress, false).await?;
+            let last = i + 1 == statements.len();
+            let one = self.autocommit_batch(conn, request_seq, timestamp_us, stmt, progress, last).await?;
             let result = one.into_iter().last().unwrap_or_else(|| Ok(ResultSet::default()));
             results.push(result);
             let progress = Outcome::Batch(results.clone());
-            if results.last().is_some_and(Result::is_err) {
-                self.finish_autocommit(conn, request_seq, progress, SessionState::Open).await?;
+            outcome = Some(if results.last().is_some_and(Result::is_err) {
+                // Rolled back with its record: recorded on its own.
+                self.finish_autocommit(conn, request_seq, progress, SessionState::Open).await?
             } else {
                 self.remember(conn, request_seq, &progress);
-            }
+                progress
+            });
         }
-        let outcome = Outcome::Batch(results);
-        self.finish_autocommit(conn, request_seq, outcome, SessionState::Open).await
+        match outcome {
+            Some(outcome) => Ok(outcome),
+            // Nothing ran (an empty batch): the answer still needs its record.
+            None => self.finish_autocommit(conn, request_seq, Outcome::Batch(results), SessionState::Open).await,
+        }
     }
 
     async fn begin(&mut self, conn: ConnId, request_seq: u64, timestamp_us: i64) -> Result<Outcome, BackendFault> {
