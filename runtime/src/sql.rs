@@ -132,6 +132,22 @@ pub trait SqlSession: Send {
         async move { Ok(self.execute(sql, params).await?.map(drop)) }
     }
 
+    /// [`SqlSession::write_own`] of each of `writes` in order, sent together where the backend can
+    /// (PostgreSQL: pipelined, one round trip); stops at the first error, which is returned.
+    fn write_own_all(
+        &mut self,
+        writes: &[OwnWrite<'_>],
+    ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
+        async move {
+            for (sql, params) in writes {
+                if let Err(e) = self.write_own(sql, params).await? {
+                    return Ok(Err(e));
+                }
+            }
+            Ok(Ok(()))
+        }
+    }
+
     /// `begin` (Barista's own statements without parameters, which begin a transaction: see
     /// [`SqlSession::execute_all`]), then one statement as [`SqlSession::execute`] runs it, sent
     /// together where the backend can (PostgreSQL: the `BEGIN` pipelined with the statement's

@@ -415,6 +415,23 @@ async fn a_batch_of_one_statement_costs_what_the_statement_costs() {
     assert_eq!(r.ids("t"), [1, 2]);
 }
 
+/// A COMMIT that ends its slot moves AP past the slot in the transaction it commits, with no AP
+/// write of its own after it (an earlier version wrote AP again, in a transaction of its own).
+#[tokio::test]
+async fn a_commit_that_ends_its_slot_moves_ap_with_the_transaction() {
+    let mut r = Replica::new().await;
+    setup(&mut r, &[A]).await;
+    assert_eq!(r.run(cmd(A, 3, Op::Begin)).await, Outcome::Done);
+    assert_eq!(r.run(cmd(A, 4, insert("t", 1))).await, one_row_affected());
+    let before = r.db.statements_run();
+    assert_eq!(r.run(cmd(A, 5, Op::Commit)).await, Outcome::Done);
+    assert_eq!(r.db.statements_run() - before, 3, "the record, the position and COMMIT");
+    assert_eq!(r.ex().applied(), 5);
+    r.crash().await;
+    assert_eq!(r.ex().applied(), 5, "the position was committed with the transaction");
+    assert_eq!(r.ids("t"), [1]);
+}
+
 /// For every statement `value` runs: a fault there, then recovery, gives the same answers and
 /// the same data as no fault. Returns the answers.
 async fn converges_after_any_fault(prefix: &[Value], value: &Value) -> Vec<Applied> {

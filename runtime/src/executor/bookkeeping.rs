@@ -161,25 +161,54 @@ pub(crate) async fn read_sessions<S: SqlSession>(session: &mut S) -> Result<Vec<
         .collect()
 }
 
-/// [`record`], with AP moved to `ap` when given (the command ends its slot), and `COMMIT`
-/// together (one round trip on PostgreSQL); the result is the `COMMIT`'s.
+/// [`record`], with the durable position moved to `position` when given (see
+/// [`write_position`]), and `COMMIT` together (one round trip on PostgreSQL); the result is the
+/// `COMMIT`'s.
 pub(crate) async fn record_and_commit<S: SqlSession>(
     session: &mut S,
     conn: ConnId,
     request_seq: u64,
     outcome: &Outcome,
     state: SessionState,
-    ap: Option<Slot>,
+    position: Option<(Slot, usize)>,
 ) -> Result<Result<(), SqlError>, BackendFault> {
-    let record = RECORD.replace("{schema}", S::BOOKKEEPING_SCHEMA);
-    let record_params = record_params(conn, request_seq, outcome, state);
-    let position = WRITE_POSITION.replace("{schema}", S::BOOKKEEPING_SCHEMA);
-    let position_params = ap.map(|ap| position_params(ap, 0));
-    let mut writes: Vec<OwnWrite<'_>> = vec![(&record, &record_params)];
-    if let Some(params) = &position_params {
-        writes.push((&position, params));
+    let writes = record_writes::<S>(conn, request_seq, outcome, state, position);
+    session.write_own_and_commit(&borrowed(&writes)).await
+}
+
+/// [`record`], with the durable position moved to `position` when given, in one round trip on
+/// PostgreSQL: inside an open transaction, durable with its commit.
+pub(crate) async fn record_at<S: SqlSession>(
+    session: &mut S,
+    conn: ConnId,
+    request_seq: u64,
+    outcome: &Outcome,
+    state: SessionState,
+    position: Option<(Slot, usize)>,
+) -> Result<(), BackendFault> {
+    let writes = record_writes::<S>(conn, request_seq, outcome, state, position);
+    let written = session.write_own_all(&borrowed(&writes)).await?;
+    written.map_err(|e| BackendFault(format!("bookkeeping record or position: {e}")))
+}
+
+/// The writes of a record and, when given, of the durable position, for `S`'s schema.
+fn record_writes<S: SqlSession>(
+    conn: ConnId,
+    request_seq: u64,
+    outcome: &Outcome,
+    state: SessionState,
+    position: Option<(Slot, usize)>,
+) -> Vec<(String, Vec<SqlValue>)> {
+    let schema = |sql: &str| sql.replace("{schema}", S::BOOKKEEPING_SCHEMA);
+    let mut writes = vec![(schema(RECORD), record_params(conn, request_seq, outcome, state).to_vec())];
+    if let Some((slot, commands_done)) = position {
+        writes.push((schema(WRITE_POSITION), position_params(slot, commands_done).to_vec()));
     }
-    session.write_own_and_commit(&writes).await
+    writes
+}
+
+fn borrowed(writes: &[(String, Vec<SqlValue>)]) -> Vec<OwnWrite<'_>> {
+    writes.iter().map(|(sql, params)| (sql.as_str(), params.as_slice())).collect()
 }
 
 fn record_params(conn: ConnId, request_seq: u64, outcome: &Outcome, state: SessionState) -> [SqlValue; 4] {

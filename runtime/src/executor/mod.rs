@@ -6,12 +6,13 @@
 //!   executor at that slot, and the caller calls [`Executor::recover`] and feeds it again from
 //!   [`Executor::applied`] + 1;
 //! - AP (`sqlpaxoslog`) is written in the same transaction as the slot's work: in the commit of
-//!   the slot's last command when that is an autocommit one, on its own after the slot's other
-//!   autocommit work, or inside the open client transaction (so it becomes durable with
-//!   that transaction's `COMMIT`, and rolls back with it); the command that ends a transaction,
-//!   in the middle of a slot, also moves AP to just past itself in the same transaction, so a
-//!   replay never starts inside a transaction that has durably ended (where commands that were
-//!   busy would run);
+//!   the slot's last command when that is an autocommit one (a statement, or the last statement
+//!   of a batch), with the record of the slot's last command inside the open client transaction
+//!   (so it becomes durable with that transaction's `COMMIT`, and rolls back with it), or on its
+//!   own after the slot's other work; the command that ends a transaction also moves AP to just
+//!   past itself in the same transaction (past the slot when it is the slot's last), so a replay
+//!   never starts inside a transaction that has durably ended (where commands that were busy
+//!   would run);
 //! - commits need not be on disk when a slot is answered: the replicated log holds the slot, and
 //!   a database that crashes comes back at an earlier AP and applies the rest again. So
 //!   PostgreSQL commits asynchronously, and [`Executor::flush`] waits for the disk once for many
@@ -267,8 +268,9 @@ impl<B: SqlBackend> Executor<B> {
                 Err(e) => warn!(slot, origin = command.origin, "skipping undecodable command: {e}"),
             }
         }
-        // The slot's last command may have moved AP already, in its own commit.
-        if self.committed_ap != slot {
+        // The slot's last command may have moved AP already: in its own commit, or inside the
+        // open transaction.
+        if self.committed_ap != slot && self.pending_ap != slot {
             self.write_ap(slot).await?;
         }
         self.executed = slot;
@@ -470,14 +472,14 @@ impl<B: SqlBackend> Executor<B> {
         outcome: Outcome,
         state: SessionState,
     ) -> Result<Outcome, BackendFault> {
-        let (slot, index) = self.cursor;
+        let position = self.position_past_command();
         let book = &mut self.book;
         begin_or_fault(book.execute("BEGIN", &[]).await?)?;
-        bookkeeping::record(book, conn, request_seq, &outcome, state).await?;
-        bookkeeping::write_position(book, slot - 1, index + 1).await?;
-        begin_or_fault(book.execute("COMMIT", &[]).await?)?;
-        self.committed_ap = slot - 1;
-        self.pending_ap = slot - 1;
+        let committed =
+            bookkeeping::record_and_commit(book, conn, request_seq, &outcome, state, Some(position)).await?;
+        committed.map_err(|e| BackendFault(format!("committing the record of a transaction's end: {e}")))?;
+        self.committed_ap = position.0;
+        self.pending_ap = position.0;
         self.remember(conn, request_seq, &outcome);
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.state = state;
@@ -485,15 +487,28 @@ impl<B: SqlBackend> Executor<B> {
         Ok(outcome)
     }
 
-    /// Records `outcome` inside the session's open transaction, and returns it.
+    /// The durable position just past the command being applied, which ends a transaction: past
+    /// its whole slot when it is the slot's last (then the slot needs no AP write of its own).
+    fn position_past_command(&self) -> (Slot, usize) {
+        let (slot, index) = self.cursor;
+        if self.ends_slot() { (slot, 0) } else { (slot - 1, index + 1) }
+    }
+
+    /// Records `outcome` inside the session's open transaction, and returns it. When the command
+    /// ends its slot, AP moves past the slot in the same round trip (durable with the
+    /// transaction's commit, rolled back with it).
     async fn finish_in_txn(
         &mut self,
         conn: ConnId,
         request_seq: u64,
         outcome: Outcome,
     ) -> Result<Outcome, BackendFault> {
+        let ap = self.ends_slot().then_some(self.cursor.0);
         let db = self.db(conn).await?;
-        bookkeeping::record(db, conn, request_seq, &outcome, SessionState::Open).await?;
+        bookkeeping::record_at(db, conn, request_seq, &outcome, SessionState::Open, ap.map(|ap| (ap, 0))).await?;
+        if let Some(ap) = ap {
+            self.pending_ap = ap;
+        }
         self.remember(conn, request_seq, &outcome);
         Ok(outcome)
     }
@@ -632,7 +647,8 @@ impl<B: SqlBackend> Executor<B> {
         // Not after a part of a command: a replay must still run the rest of it.
         let ap = (ends_command && self.ends_slot()).then_some(self.cursor.0);
         let db = self.db(conn).await?;
-        match bookkeeping::record_and_commit(db, conn, request_seq, &outcome, SessionState::Open, ap).await? {
+        let position = ap.map(|ap| (ap, 0));
+        match bookkeeping::record_and_commit(db, conn, request_seq, &outcome, SessionState::Open, position).await? {
             Ok(()) => {
                 if let Some(ap) = ap {
                     self.committed_ap = ap;
@@ -755,15 +771,11 @@ impl<B: SqlBackend> Executor<B> {
             Txn::None => Outcome::Done,
             Txn::Open { failed, .. } => {
                 let committing = commit && !failed;
-                if committing {
-                    let (slot, index) = self.cursor;
-                    let db = self.db(conn).await?;
-                    bookkeeping::record(db, conn, request_seq, &Outcome::Done, SessionState::Open).await?;
-                    // The durable position moves past this COMMIT with it (see `finish_txn_end`).
-                    bookkeeping::write_position(db, slot - 1, index + 1).await?;
-                    self.pending_ap = slot - 1;
-                }
-                let result = self.control(conn, if committing { "COMMIT" } else { "ROLLBACK" }).await?;
+                let result = if committing {
+                    self.commit_txn(conn, request_seq).await?
+                } else {
+                    self.control(conn, "ROLLBACK").await?.map(drop)
+                };
                 self.open_txn = None;
                 if let Some(s) = self.sessions.get_mut(&conn) {
                     s.txn = Txn::None;
@@ -787,6 +799,19 @@ impl<B: SqlBackend> Executor<B> {
         };
         self.pending_ap = self.committed_ap;
         self.finish_autocommit(conn, request_seq, outcome, SessionState::Open).await
+    }
+
+    /// Records the `COMMIT`'s outcome and the durable position just past it (see
+    /// `finish_txn_end`) in `conn`'s transaction, and commits it, in one round trip; the result
+    /// is the `COMMIT`'s.
+    async fn commit_txn(&mut self, conn: ConnId, request_seq: u64) -> Result<Result<(), SqlError>, BackendFault> {
+        let position = self.position_past_command();
+        let db = self.db(conn).await?;
+        let done = Outcome::Done;
+        let committed =
+            bookkeeping::record_and_commit(db, conn, request_seq, &done, SessionState::Open, Some(position)).await?;
+        self.pending_ap = position.0;
+        Ok(committed)
     }
 
     async fn close(&mut self, conn: ConnId, request_seq: u64) -> Result<Outcome, BackendFault> {

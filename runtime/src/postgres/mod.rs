@@ -279,6 +279,13 @@ impl SqlSession for PgSession {
         self.write_own_now(&[(sql, params)], false).await
     }
 
+    fn write_own_all(
+        &mut self,
+        writes: &[OwnWrite<'_>],
+    ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
+        self.write_own_now(writes, false)
+    }
+
     fn write_own_and_commit(
         &mut self,
         writes: &[OwnWrite<'_>],
