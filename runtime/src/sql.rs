@@ -76,6 +76,14 @@ pub trait SqlSession: Send {
     /// stopped for good (found by server/tests/determinism_cases.rs).
     const BOOKKEEPING_SCHEMA: &'static str = "";
 
+    /// What the executor runs right after each `BEGIN` of a transaction that runs client
+    /// statements, in the same round trip, if anything. PostgreSQL takes `ROW EXCLUSIVE` on
+    /// `sqlpaxoslog` (the lock AP's update takes anyway, only earlier), so that a re-seed holding
+    /// `EXCLUSIVE` on it stops the executor between transactions, before any work, where no
+    /// sequence draw is outstanding (see `barista reseed`). AP rides in the commits of the work,
+    /// so without this a steady load of inserts with a `serial` key never left such a moment.
+    const BEGIN_LOCK: Option<&'static str> = None;
+
     /// Runs one statement. Statement errors are `Ok(Err(_))`; only faults are `Err(_)`.
     ///
     /// To ensure correctness an implementation must:

@@ -555,7 +555,7 @@ impl<B: SqlBackend> Executor<B> {
     async fn begin_pinned(&mut self, conn: ConnId, timestamp_us: i64) -> Result<(), BackendFault> {
         let pin = pin_timestamp(timestamp_us);
         let db = self.db(conn).await?;
-        let begun = db.execute_all(&begin_script(&pin)).await?;
+        let begun = db.execute_all(&begin_script::<B::Session>(&pin)).await?;
         begun.map_err(|e| BackendFault(format!("transaction control failed: {e}")))
     }
 
@@ -628,7 +628,7 @@ impl<B: SqlBackend> Executor<B> {
         ends_command: bool,
     ) -> Result<Vec<Result<ResultSet, SqlError>>, BackendFault> {
         let pin = pin_timestamp(timestamp_us);
-        let begin = begin_script(&pin);
+        let begin = begin_script::<B::Session>(&pin);
         if statements.is_empty() {
             self.begin_pinned(conn, timestamp_us).await?;
         }
@@ -891,9 +891,9 @@ fn pin_timestamp(timestamp_us: i64) -> Option<String> {
     TxnTimestamp::from_unix_micros(timestamp_us).ok().map(determinism::pin_timestamp_sql)
 }
 
-/// `BEGIN`, and the timestamp's pin.
-fn begin_script(pin: &Option<String>) -> Vec<&str> {
-    ["BEGIN"].into_iter().chain(pin.as_deref()).collect()
+/// `BEGIN`, the backend's [`SqlSession::BEGIN_LOCK`], and the timestamp's pin.
+fn begin_script<S: SqlSession>(pin: &Option<String>) -> Vec<&str> {
+    ["BEGIN"].into_iter().chain(S::BEGIN_LOCK).chain(pin.as_deref()).collect()
 }
 
 fn begin_or_fault(result: Result<ResultSet, SqlError>) -> Result<(), BackendFault> {

@@ -252,6 +252,7 @@ fn failed(error: &tokio_postgres::Error) -> StatementResult {
 
 impl SqlSession for PgSession {
     const BOOKKEEPING_SCHEMA: &'static str = "public.";
+    const BEGIN_LOCK: Option<&'static str> = Some("LOCK TABLE public.sqlpaxoslog IN ROW EXCLUSIVE MODE");
 
     fn execute(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = StatementResult> + Send {
         self.run(sql, params)

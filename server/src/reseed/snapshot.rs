@@ -7,16 +7,20 @@
 //! snapshot lacks the record of the command that made it. So the sequences must be read at a
 //! moment when every draw the executor made belongs to a command whose effects and outcome are
 //! committed (or whose transaction's end moved the durable position past it), and none is made
-//! between the snapshot and the read. The executor is at such a moment when it is between
-//! slots. To catch it there, one connection takes `EXCLUSIVE` on `sqlpaxoslog` (reads go on;
-//! the executor's next AP update waits), and another watches `pg_locks` until either
-//! - *frozen*: the executor's AP update waits on that lock, on a connection that holds no lock
-//!   on any table or sequence (so it is the autocommit update after a slot, not one inside an
-//!   open client transaction), and no connection holds a sequence lock (a transaction that
-//!   called `nextval` holds one until it ends); or
+//! between the snapshot and the read. To catch the executor at such a moment, one connection
+//! takes `EXCLUSIVE` on `sqlpaxoslog` (reads go on), and another watches `pg_locks`. Every
+//! transaction in which the executor runs client statements takes `ROW EXCLUSIVE` on
+//! `sqlpaxoslog` right after its `BEGIN` (`SqlSession::BEGIN_LOCK`), and its bookkeeping
+//! transactions take it when they move AP; so the lock is granted between two of them, and the
+//! executor's next one waits for it. Then either
+//! - *frozen*: the executor waits for the lock on a connection that holds no lock on any table
+//!   or sequence (at the start of a transaction, or moving AP on its own after a slot: not with
+//!   the record of a transaction's end, whose absence from the snapshot would make the target
+//!   replay a rolled-back transaction and draw its values again), and no connection holds a
+//!   sequence lock (a transaction that called `nextval` holds one until it ends); or
 //! - *idle*: no connection of the database is anything but idle, and none changed state since the
-//!   lock was taken (an executor that starts a slot meanwhile cannot finish it without the lock,
-//!   so it shows up as busy or waiting).
+//!   lock was taken (an executor that starts a transaction meanwhile waits for the lock, so it
+//!   shows up as busy or waiting).
 //!
 //! Then the snapshot is exported, AP and every sequence read, the same condition checked again,
 //! and the lock released. The executor waits only while that happens (the re-seed prints how
@@ -39,7 +43,7 @@ use tokio_postgres::Client;
 
 use super::connect;
 
-/// Attempts to find a moment between slots before giving up.
+/// Attempts to find a safe moment before giving up.
 const ATTEMPTS: u32 = 60;
 /// How long one attempt holds the lock waiting for such a moment.
 const FREEZE_WAIT: Duration = Duration::from_secs(1);
@@ -121,7 +125,8 @@ struct Observation {
 }
 
 impl Observation {
-    /// The executor waits for the lock right after a slot, with no draw outstanding anywhere.
+    /// The executor waits for the lock between two transactions, with no draw outstanding
+    /// anywhere.
     fn frozen(&self) -> Option<i32> {
         (self.waiters == 1 && self.waiter_locks == 0 && self.sequence_locks == 0).then_some(self.waiter).flatten()
     }
@@ -182,8 +187,8 @@ pub(super) async fn take(config: &tokio_postgres::Config) -> anyhow::Result<Snap
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
     bail!(
-        "the source's executor was never between slots with no sequence draw outstanding in {ATTEMPTS} attempts: \
-         a client transaction that draws from a sequence may be held open; retry when it ends"
+        "the source's executor was never between transactions with no sequence draw outstanding in \
+         {ATTEMPTS} attempts: a client transaction that draws from a sequence may be held open; retry when it ends"
     )
 }
 
@@ -191,7 +196,7 @@ async fn pid(client: &Client) -> anyhow::Result<i32> {
     Ok(client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0))
 }
 
-/// One attempt: `None` if no moment between slots was found.
+/// One attempt: `None` if no safe moment was found.
 async fn attempt(config: &tokio_postgres::Config, observer: &Client) -> anyhow::Result<Option<Snapshot>> {
     let lock = connect(config, "the source database (--from-postgres)").await?;
     let client = connect(config, "the source database (--from-postgres)").await?;
@@ -239,7 +244,7 @@ async fn attempt(config: &tokio_postgres::Config, observer: &Client) -> anyhow::
     let (still, moment) = match frozen {
         Some(waiter) => (
             seen.frozen() == Some(waiter),
-            format!("taken while the source's executor waited {} ms after a slot", paused.as_millis()),
+            format!("taken while the source's executor waited {} ms between two transactions", paused.as_millis()),
         ),
         None => (seen.idle(), "taken while the source was idle".to_string()),
     };
