@@ -183,10 +183,8 @@ pub trait SqlSession: Send {
         writes: &[OwnWrite<'_>],
     ) -> impl Future<Output = Result<Result<(), SqlError>, BackendFault>> + Send {
         async move {
-            for (sql, params) in writes {
-                if let Err(e) = self.write_own(sql, params).await? {
-                    return Err(BackendFault(format!("`{sql}`: {e}")));
-                }
+            if let Err(e) = self.write_own_all(writes).await? {
+                return Err(BackendFault(format!("a bookkeeping write failed: {e}")));
             }
             Ok(self.execute("COMMIT", &[]).await?.map(drop))
         }

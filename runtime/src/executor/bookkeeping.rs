@@ -161,23 +161,16 @@ pub(crate) async fn read_sessions<S: SqlSession>(session: &mut S) -> Result<Vec<
         .collect()
 }
 
-/// [`record`], with the durable position moved to `position` when given (see
-/// [`write_position`]), and `COMMIT` together (one round trip on PostgreSQL); the result is the
-/// `COMMIT`'s.
-pub(crate) async fn record_and_commit<S: SqlSession>(
-    session: &mut S,
-    conn: ConnId,
-    request_seq: u64,
-    outcome: &Outcome,
-    state: SessionState,
-    position: Option<(Slot, usize)>,
-) -> Result<Result<(), SqlError>, BackendFault> {
-    let writes = record_writes::<S>(conn, request_seq, outcome, state, position);
-    session.write_own_and_commit(&borrowed(&writes)).await
+/// What follows the writes of [`record_at`].
+pub(crate) enum Then {
+    /// `COMMIT`, in the same round trip on PostgreSQL; the result is the `COMMIT`'s.
+    Commit,
+    /// Nothing: the writes are inside a client transaction, durable with its commit.
+    StayOpen,
 }
 
-/// [`record`], with the durable position moved to `position` when given, in one round trip on
-/// PostgreSQL: inside an open transaction, durable with its commit.
+/// [`record`], with the durable position moved to `position` when given (see
+/// [`write_position`]), and then `then`: one round trip on PostgreSQL.
 pub(crate) async fn record_at<S: SqlSession>(
     session: &mut S,
     conn: ConnId,
@@ -185,10 +178,13 @@ pub(crate) async fn record_at<S: SqlSession>(
     outcome: &Outcome,
     state: SessionState,
     position: Option<(Slot, usize)>,
-) -> Result<(), BackendFault> {
+    then: Then,
+) -> Result<Result<(), SqlError>, BackendFault> {
     let writes = record_writes::<S>(conn, request_seq, outcome, state, position);
-    let written = session.write_own_all(&borrowed(&writes)).await?;
-    written.map_err(|e| BackendFault(format!("bookkeeping record or position: {e}")))
+    match then {
+        Then::Commit => session.write_own_and_commit(&borrowed(&writes)).await,
+        Then::StayOpen => session.write_own_all(&borrowed(&writes)).await,
+    }
 }
 
 /// The writes of a record and, when given, of the durable position, for `S`'s schema.

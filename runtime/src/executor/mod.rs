@@ -40,7 +40,7 @@ use crate::determinism::{self, TxnTimestamp};
 use crate::sql::{BackendFault, ResultSet, SqlBackend, SqlError, SqlSession};
 use crate::verify::{Checks, DatabaseDigest};
 pub use bookkeeping::CHECKSUM_COVERAGE;
-use bookkeeping::SessionState;
+use bookkeeping::{SessionState, Then};
 pub use outcome::Outcome;
 use policy::Admission;
 
@@ -476,7 +476,7 @@ impl<B: SqlBackend> Executor<B> {
         let book = &mut self.book;
         begin_or_fault(book.execute("BEGIN", &[]).await?)?;
         let committed =
-            bookkeeping::record_and_commit(book, conn, request_seq, &outcome, state, Some(position)).await?;
+            bookkeeping::record_at(book, conn, request_seq, &outcome, state, Some(position), Then::Commit).await?;
         committed.map_err(|e| BackendFault(format!("committing the record of a transaction's end: {e}")))?;
         self.committed_ap = position.0;
         self.pending_ap = position.0;
@@ -505,7 +505,11 @@ impl<B: SqlBackend> Executor<B> {
     ) -> Result<Outcome, BackendFault> {
         let ap = self.ends_slot().then_some(self.cursor.0);
         let db = self.db(conn).await?;
-        bookkeeping::record_at(db, conn, request_seq, &outcome, SessionState::Open, ap.map(|ap| (ap, 0))).await?;
+        let position = ap.map(|ap| (ap, 0));
+        let recorded =
+            bookkeeping::record_at(db, conn, request_seq, &outcome, SessionState::Open, position, Then::StayOpen)
+                .await?;
+        recorded.map_err(|e| BackendFault(format!("bookkeeping record or position: {e}")))?;
         if let Some(ap) = ap {
             self.pending_ap = ap;
         }
@@ -648,7 +652,9 @@ impl<B: SqlBackend> Executor<B> {
         let ap = (ends_command && self.ends_slot()).then_some(self.cursor.0);
         let db = self.db(conn).await?;
         let position = ap.map(|ap| (ap, 0));
-        match bookkeeping::record_and_commit(db, conn, request_seq, &outcome, SessionState::Open, position).await? {
+        match bookkeeping::record_at(db, conn, request_seq, &outcome, SessionState::Open, position, Then::Commit)
+            .await?
+        {
             Ok(()) => {
                 if let Some(ap) = ap {
                     self.committed_ap = ap;
@@ -809,7 +815,8 @@ impl<B: SqlBackend> Executor<B> {
         let db = self.db(conn).await?;
         let done = Outcome::Done;
         let committed =
-            bookkeeping::record_and_commit(db, conn, request_seq, &done, SessionState::Open, Some(position)).await?;
+            bookkeeping::record_at(db, conn, request_seq, &done, SessionState::Open, Some(position), Then::Commit)
+                .await?;
         self.pending_ap = position.0;
         Ok(committed)
     }
