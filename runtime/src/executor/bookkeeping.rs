@@ -196,9 +196,10 @@ fn record_writes<S: SqlSession>(
     position: Option<(Slot, usize)>,
 ) -> Vec<(String, Vec<SqlValue>)> {
     let schema = |sql: &str| sql.replace("{schema}", S::BOOKKEEPING_SCHEMA);
-    let mut writes = vec![(schema(RECORD), record_params(conn, request_seq, outcome, state).to_vec())];
+    // `Vec::from` moves the parameters (the encoded outcome may be large); `to_vec` would copy.
+    let mut writes = vec![(schema(RECORD), Vec::from(record_params(conn, request_seq, outcome, state)))];
     if let Some((slot, commands_done)) = position {
-        writes.push((schema(WRITE_POSITION), position_params(slot, commands_done).to_vec()));
+        writes.push((schema(WRITE_POSITION), Vec::from(position_params(slot, commands_done))));
     }
     writes
 }

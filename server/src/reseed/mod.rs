@@ -23,9 +23,9 @@
 //! 2. The target: its `barista serve` must not run (its admin address must not answer, and no
 //!    Barista connection may be open on its database), and its database must be empty unless
 //!    `--force` (then its schemas are dropped).
-//! 3. The snapshot: taken while the source's executor waits to move AP with no sequence draw
-//!    outstanding (see [`snapshot`]), with AP and every sequence's state read at that point, and
-//!    the roles as of it.
+//! 3. The snapshot: taken while the source's executor waits between two transactions with no
+//!    sequence draw outstanding (see [`snapshot`]), with AP and every sequence's state read at
+//!    that point, and the roles as of it.
 //! 4. The copy: roles first, then `pg_dump --snapshot | psql --single-transaction`, with the
 //!    sequences set and AP checked inside the same transaction: the target gets all of it or
 //!    nothing.
