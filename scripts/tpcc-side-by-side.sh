@@ -35,7 +35,16 @@ WAREHOUSES=1 TERMINALS=8 WARMUP=10 DURATION=60 MODE=procedures ROUNDS=1 DIVISOR=
 SYSTEMS=single,sync-rep,pgpool,multi-paxos,paxos,multi-paxos-pg,paxos-pg
 DIR=$ROOT/target/tpcc-side-by-side
 BIN=$ROOT/target/release
+# The comment at the top of this file, without its `#`s.
+usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 while (($#)); do
+    case $1 in
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    esac
+    (($# >= 2)) || die "$1 needs a value (see --help)"
     case $1 in
     --warehouses) WAREHOUSES=$2 ;;
     --terminals) TERMINALS=$2 ;;
@@ -47,7 +56,7 @@ while (($#)); do
     --dir) DIR=$2 ;;
     --bin) BIN=$2 ;;
     --test-divisor) DIVISOR=$2 ;;
-    *) die "unknown option $1 (see the top of $0)" ;;
+    *) die "unknown option $1 (see --help)" ;;
     esac
     shift 2
 done
@@ -60,7 +69,7 @@ has() { [[ ",$SYSTEMS," == *",$1,"* ]]; }
 for s in "${SYSTEM_LIST[@]}"; do
     case $s in
     single | sync-rep | pgpool | multi-paxos | paxos | multi-paxos-pg | paxos-pg) ;;
-    *) die "unknown system $s in --systems (see the top of $0)" ;;
+    *) die "unknown system $s in --systems (see --help)" ;;
     esac
 done
 if has pgpool; then

@@ -33,6 +33,7 @@ const START_RETRY: Duration = Duration::from_secs(1);
 /// Runs the replica until SIGINT or SIGTERM.
 pub fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.runtime_threads)
         .enable_all()
         .thread_name("barista")
         .build()

@@ -43,6 +43,7 @@ pub struct FileConfig {
     pub max_batch_len: Option<usize>,
     pub max_message_bytes: Option<usize>,
     pub workers: Option<usize>,
+    pub runtime_threads: Option<usize>,
     pub log_level: Option<String>,
 }
 

@@ -61,6 +61,8 @@ pub mod defaults {
     pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
     /// Thrift worker threads.
     pub const WORKERS: usize = 64;
+    /// One async runtime thread: see `--runtime-threads`.
+    pub const RUNTIME_THREADS: usize = 1;
     /// Log filter.
     pub const LOG_LEVEL: &str = "info";
 }
@@ -207,6 +209,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Thrift worker threads.
     pub workers: usize,
+    /// Threads of the async runtime.
+    pub runtime_threads: usize,
     /// Log filter.
     pub log_level: String,
 }
@@ -243,6 +247,7 @@ pub(crate) struct Merged {
     pub max_batch_len: usize,
     pub max_message_bytes: usize,
     pub workers: usize,
+    pub runtime_threads: usize,
     pub log_level: String,
 }
 
@@ -299,6 +304,7 @@ pub(crate) fn merge(args: ServeArgs, matches: &ArgMatches, file: FileConfig) -> 
         max_batch_len: layered!(max_batch_len),
         max_message_bytes: layered!(max_message_bytes),
         workers: layered!(workers),
+        runtime_threads: layered!(runtime_threads),
         log_level: layered!(log_level),
     }
 }

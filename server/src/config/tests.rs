@@ -41,13 +41,15 @@ fn the_file_fills_in_and_defaults_apply() {
     assert_eq!(cfg.tick, Duration::from_millis(10));
     assert_eq!((cfg.heartbeat_ticks, cfg.election_ticks), (5, 30));
     assert_eq!(cfg.limits.max_batch_len, defaults::MAX_BATCH_LEN);
+    assert_eq!(cfg.runtime_threads, 1);
 }
 
 #[test]
 fn flags_beat_the_file_and_the_file_beats_defaults() {
-    let file = format!("{FILE}\nworkers = 7\nprotocol = \"paxos\"\ntick_ms = 20\n");
+    let file = format!("{FILE}\nworkers = 7\nruntime_threads = 3\nprotocol = \"paxos\"\ntick_ms = 20\n");
     let cfg = load(&file, &["--workers", "9", "--election-timeout-ms", "1000"]).expect("valid");
     assert_eq!(cfg.workers, 9, "flag over file");
+    assert_eq!(cfg.runtime_threads, 3, "file over default");
     assert_eq!(cfg.protocol, Protocol::Paxos, "file over default");
     assert_eq!(cfg.tick, Duration::from_millis(20), "file over default");
     assert_eq!(cfg.election_ticks, 50, "1000 ms in 20 ms ticks");

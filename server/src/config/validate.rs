@@ -102,6 +102,7 @@ pub(super) fn validate(m: Merged) -> Result<ServeConfig, ConfigError> {
     positive("max_statement_bytes", m.max_statement_bytes as u64)?;
     positive("max_batch_len", m.max_batch_len as u64)?;
     positive("workers", m.workers as u64)?;
+    positive("runtime_threads", m.runtime_threads as u64)?;
     if m.max_message_bytes < m.max_statement_bytes {
         return Err(ConfigError::invalid(
             "max_message_bytes",
@@ -156,6 +157,7 @@ pub(super) fn validate(m: Merged) -> Result<ServeConfig, ConfigError> {
             max_message_bytes: m.max_message_bytes,
         },
         workers: m.workers,
+        runtime_threads: m.runtime_threads,
         log_level: m.log_level,
     })
 }
