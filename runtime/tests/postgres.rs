@@ -585,6 +585,36 @@ async fn a_deferred_constraint_fails_at_commit() {
 }
 
 #[tokio::test]
+async fn own_writes_are_prepared_once_per_connection_and_follow_the_schema() {
+    let backend = database("own_writes").await;
+    let mut s = connect(&backend).await;
+    ok(&mut s, "CREATE TABLE own (k int8 PRIMARY KEY, v bytea NOT NULL)", &[]).await;
+    let upsert = "INSERT INTO own (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v";
+    let write = async |s: &mut PgSession, v: u8| {
+        s.write_own(upsert, &[SqlValue::Int(1), SqlValue::Bytes(vec![v])])
+            .await
+            .unwrap_or_else(|f| panic!("fault: {f}"))
+            .unwrap_or_else(|e| panic!("failed: {e}"));
+    };
+    let value = async |s: &mut PgSession| row(s, "SELECT v FROM own WHERE k = 1", &[]).await;
+    for v in 0..3 {
+        write(&mut s, v).await;
+    }
+    assert_eq!(value(&mut s).await, [SqlValue::Bytes(vec![2])]);
+    let prepared = "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1";
+    assert_eq!(row(&mut s, prepared, &[text(upsert)]).await, [SqlValue::Int(1)], "one statement for three writes");
+    // The server re-plans the kept statement when its table changes, even for a new table of
+    // the same name.
+    ok(&mut s, "ALTER TABLE own ADD COLUMN note text", &[]).await;
+    write(&mut s, 3).await;
+    assert_eq!(value(&mut s).await, [SqlValue::Bytes(vec![3])]);
+    ok(&mut s, "DROP TABLE own", &[]).await;
+    ok(&mut s, "CREATE TABLE own (v bytea NOT NULL, k int8 PRIMARY KEY)", &[]).await;
+    write(&mut s, 4).await;
+    assert_eq!(value(&mut s).await, [SqlValue::Bytes(vec![4])]);
+}
+
+#[tokio::test]
 async fn a_dropped_session_closes_its_connection_and_rolls_back() {
     let backend = database("dropped").await;
     let mut a = connect(&backend).await;

@@ -41,9 +41,11 @@
 //! - `rows_affected` is the count of the command tag: rows inserted, updated or deleted, rows
 //!   returned by a query, 0 for DDL.
 //!
-//! No prepared statement outlives its call: a statement cached across calls fails with
-//! "cached plan must not change result type" after DDL on one replica but not on a replica that
-//! restarted with an empty cache, which would make a statement's result depend on history.
+//! No client statement stays prepared after its call: a statement cached across calls fails
+//! with "cached plan must not change result type" after DDL on one replica but not on a replica
+//! that restarted with an empty cache, which would make a statement's result depend on history.
+//! Barista's own bookkeeping writes do stay prepared, one per connection: they return no rows,
+//! run on Barista's own tables, and are not client-visible results (see `write_own_now`).
 //!
 //! Which server errors are statement errors and which are faults: see `errors` and
 //! [`is_replica_fault`].
@@ -52,6 +54,7 @@ mod checksum;
 mod errors;
 mod values;
 
+use std::collections::HashMap;
 use std::pin::pin;
 use std::str::FromStr;
 use std::time::Duration;
@@ -59,7 +62,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage, Statement};
 use tracing::debug;
 
 pub use errors::is_replica_fault;
@@ -183,7 +186,8 @@ impl PgBackend {
             }
         });
         // From here on, dropping the session closes the connection.
-        let session = PgSession { client, connection, broken: None, text_statement_left: false };
+        let session =
+            PgSession { client, connection, broken: None, text_statement_left: false, own_statements: HashMap::new() };
         let recovery = session.client.simple_query("SELECT pg_catalog.pg_is_in_recovery()").await;
         match recovery.as_deref().map(first_value) {
             Ok(Some("f")) => Ok(session),
@@ -220,6 +224,8 @@ pub struct PgSession {
     broken: Option<BackendFault>,
     /// [`TEXT_STATEMENT`] exists on the server: an `EXECUTE` failed before its `DEALLOCATE` ran.
     text_statement_left: bool,
+    /// Barista's own writes, prepared on this connection, by their SQL (see [`PgSession::own_statement`]).
+    own_statements: HashMap<String, Statement>,
 }
 
 impl Drop for PgSession {
@@ -333,10 +339,10 @@ impl PgSession {
         .await
     }
 
-    /// Bookkeeping writes with their parameter types given (Parse, Bind and Execute in one round
-    /// trip) instead of prepared first, all pipelined, and with `commit`, a `COMMIT` pipelined
-    /// behind them (sent before the writes' answers arrive: if one fails, the server rolls back
-    /// instead).
+    /// Bookkeeping writes, each prepared once per connection with its parameter types given (see
+    /// [`PgSession::own_statement`]), then bound and executed all pipelined, and with `commit`, a
+    /// `COMMIT` pipelined behind them (sent before the writes' answers arrive: if one fails, the
+    /// server rolls back instead). One round trip, after the first use of each statement.
     async fn write_own_now(
         &mut self,
         writes: &[OwnWrite<'_>],
@@ -359,12 +365,19 @@ impl PgSession {
             typed.push(args);
         }
         self.guarded(async |session| {
+            let mut statements = Vec::with_capacity(writes.len());
+            for ((sql, _), args) in writes.iter().zip(&typed) {
+                let types: Vec<Type> = args.iter().map(|(_, t)| t.clone()).collect();
+                match session.own_statement(sql, &types).await {
+                    Ok(statement) => statements.push(statement),
+                    Err(e) if commit => return Err(BackendFault(format!("preparing `{sql}`: {e}"))),
+                    Err(e) => return failed(&e).map(|r| r.map(drop)),
+                }
+            }
             let client = &session.client;
-            let args: Vec<Vec<(&(dyn ToSql + Sync), Type)>> = typed
-                .iter()
-                .map(|args| args.iter().map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone())).collect())
-                .collect();
-            let pipelined = writes.iter().zip(&args).map(|((sql, _), args)| client.query_typed(sql, args));
+            let pipelined = statements.iter().zip(&typed).map(|(statement, args)| {
+                client.execute_raw(statement, args.iter().map(|(v, _)| v.as_ref() as &(dyn ToSql + Sync)))
+            });
             let commit = async { if commit { Some(client.simple_query("COMMIT").await) } else { None } };
             let (written, committed) = futures::join!(futures::future::join_all(pipelined), commit);
             for ((sql, _), result) in writes.iter().zip(written) {
@@ -386,6 +399,22 @@ impl PgSession {
             }
         })
         .await
+    }
+
+    /// `sql` with parameters of `types`, prepared on this connection the first time and kept: the
+    /// server then parses and plans each bookkeeping write once per connection, not once per
+    /// command. Safe to keep, unlike a client's statement (see the module docs): Barista's tables
+    /// are its own, and a statement the server can no longer run fails the write, a fault, and
+    /// the executor replays the slot on a new connection, which prepares afresh.
+    async fn own_statement(&mut self, sql: &str, types: &[Type]) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.own_statements.get(sql)
+            && statement.params() == types
+        {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare_typed(sql, types).await?;
+        self.own_statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
     }
 
     /// Runs `work` on this session unless an earlier fault closed it, and closes it if `work`
