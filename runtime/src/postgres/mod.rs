@@ -348,36 +348,34 @@ impl PgSession {
         writes: &[OwnWrite<'_>],
         commit: bool,
     ) -> Result<Result<(), SqlError>, BackendFault> {
-        let mut typed: Vec<Vec<(Box<dyn ToSql + Sync + Send>, Type)>> = Vec::with_capacity(writes.len());
+        let mut types: Vec<Vec<Type>> = Vec::with_capacity(writes.len());
         for (sql, params) in writes {
-            let mut args: Vec<(Box<dyn ToSql + Sync + Send>, Type)> = Vec::with_capacity(params.len());
-            for value in *params {
-                args.push(match value {
-                    SqlValue::Int(v) => (Box::new(*v), Type::INT8),
-                    SqlValue::Bytes(v) => (Box::new(v.clone()), Type::BYTEA),
-                    SqlValue::Text(v) => (Box::new(v.clone()), Type::TEXT),
-                    SqlValue::Bool(v) => (Box::new(*v), Type::BOOL),
-                    SqlValue::Float(v) => (Box::new(*v), Type::FLOAT8),
-                    // No bookkeeping write carries one, and NULL has no type of its own.
-                    SqlValue::Null => return Err(BackendFault(format!("`{sql}`: NULL in a bookkeeping write"))),
-                });
-            }
-            typed.push(args);
+            let own: Option<Vec<Type>> = params.iter().map(own_type).collect();
+            types.push(own.ok_or_else(|| BackendFault(format!("`{sql}`: NULL in a bookkeeping write")))?);
         }
         self.guarded(async |session| {
             let mut statements = Vec::with_capacity(writes.len());
-            for ((sql, _), args) in writes.iter().zip(&typed) {
-                let types: Vec<Type> = args.iter().map(|(_, t)| t.clone()).collect();
-                match session.own_statement(sql, &types).await {
+            for ((sql, _), types) in writes.iter().zip(&types) {
+                match session.own_statement(sql, types).await {
                     Ok(statement) => statements.push(statement),
                     Err(e) if commit => return Err(BackendFault(format!("preparing `{sql}`: {e}"))),
                     Err(e) => return failed(&e).map(|r| r.map(drop)),
                 }
             }
+            // Each value has its parameter's type exactly, so this borrows it (no copy of a
+            // large outcome) and cannot fail.
+            let mut bound = Vec::with_capacity(writes.len());
+            for ((sql, params), statement) in writes.iter().zip(&statements) {
+                bound.push(
+                    values::bind(params, statement.params())
+                        .map_err(|e| BackendFault(format!("binding `{sql}`: {e}")))?,
+                );
+            }
             let client = &session.client;
-            let pipelined = statements.iter().zip(&typed).map(|(statement, args)| {
-                client.execute_raw(statement, args.iter().map(|(v, _)| v.as_ref() as &(dyn ToSql + Sync)))
-            });
+            let pipelined = statements
+                .iter()
+                .zip(&bound)
+                .map(|(statement, bound)| client.execute_raw(statement, bound.iter().map(|p| p as &dyn ToSql)));
             let commit = async { if commit { Some(client.simple_query("COMMIT").await) } else { None } };
             let (written, committed) = futures::join!(futures::future::join_all(pipelined), commit);
             for ((sql, _), result) in writes.iter().zip(written) {
@@ -622,6 +620,19 @@ impl PgSession {
         }
         Ok(Ok(ResultSet { columns, rows, rows_affected: rows_affected.unwrap_or(0) }))
     }
+}
+
+/// A bookkeeping parameter's type: its value's own (`Int` is `bigint`, ...; see
+/// [`SqlSession::write_own`]). NULL has none, and no bookkeeping write carries one.
+fn own_type(value: &SqlValue) -> Option<Type> {
+    Some(match value {
+        SqlValue::Int(_) => Type::INT8,
+        SqlValue::Bytes(_) => Type::BYTEA,
+        SqlValue::Text(_) => Type::TEXT,
+        SqlValue::Bool(_) => Type::BOOL,
+        SqlValue::Float(_) => Type::FLOAT8,
+        SqlValue::Null => return None,
+    })
 }
 
 /// The first word of a statement (letters only), after leading white space.
