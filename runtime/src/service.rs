@@ -62,6 +62,9 @@ pub struct Service<C: Clock> {
     clock: C,
     cfg: ServiceConfig,
     rng: Mutex<SmallRng>,
+    /// The determinism checks of the texts seen, shared by the front ends' threads. A text seen
+    /// for the first time is parsed under the lock: another thread waits at most one parse.
+    memo: Mutex<determinism::Memo>,
     /// The line of this replica's sessions waiting for another session's transaction to end
     /// (tokio's mutex is first come, first served).
     line: tokio::sync::Mutex<()>,
@@ -72,7 +75,8 @@ impl<C: Clock> Service<C> {
     /// production, from the run's seed in simulation).
     pub fn new(node: NodeHandle, clock: C, cfg: ServiceConfig, seed: u64) -> Service<C> {
         let rng = Mutex::new(SmallRng::seed_from_u64(seed));
-        Service { node, clock, cfg, rng, line: tokio::sync::Mutex::new(()) }
+        let memo = Mutex::new(determinism::Memo::default());
+        Service { node, clock, cfg, rng, memo, line: tokio::sync::Mutex::new(()) }
     }
 
     /// The node behind this service.
@@ -104,7 +108,7 @@ impl<C: Clock> Service<C> {
             health => return Err(ServiceError::NotReady(format!("{health:?}"))),
         }
         let timestamp_us = self.clock.now_us();
-        refuse_nondeterminism(&op, timestamp_us)?;
+        self.refuse_nondeterminism(&op, timestamp_us)?;
         self.run(ClientCommand { conn, request_seq, timestamp_us, op }).await
     }
 
@@ -173,22 +177,23 @@ impl<C: Clock> Service<C> {
             Err(SubmitError::Stopped) => Err(ServiceError::NotReady("replica stopped".into())),
         }
     }
-}
 
-/// Refuses, before anything enters the log, a statement the replicas could not all execute
-/// alike. The executor checks again (with the transaction's own timestamp) and rewrites time.
-fn refuse_nondeterminism(op: &Op, timestamp_us: i64) -> Result<(), Refusal> {
-    let statements = match op {
-        Op::Execute(stmt) => std::slice::from_ref(stmt),
-        Op::ExecuteBatch { statements, .. } => statements.as_slice(),
-        _ => return Ok(()),
-    };
-    let Ok(ts) = TxnTimestamp::from_unix_micros(timestamp_us) else {
-        return Err(Refusal {
-            construct: "this statement".into(),
-            advice: "the replica's clock is out of range".into(),
-            sqlstate: determinism::FEATURE_NOT_SUPPORTED,
-        });
-    };
-    statements.iter().try_for_each(|stmt| determinism::check(&stmt.sql, ts).map(|_| ()))
+    /// Refuses, before anything enters the log, a statement the replicas could not all execute
+    /// alike. The executor checks again (with the transaction's own timestamp) and rewrites time.
+    fn refuse_nondeterminism(&self, op: &Op, timestamp_us: i64) -> Result<(), Refusal> {
+        let statements = match op {
+            Op::Execute(stmt) => std::slice::from_ref(stmt),
+            Op::ExecuteBatch { statements, .. } => statements.as_slice(),
+            _ => return Ok(()),
+        };
+        let Ok(ts) = TxnTimestamp::from_unix_micros(timestamp_us) else {
+            return Err(Refusal {
+                construct: "this statement".into(),
+                advice: "the replica's clock is out of range".into(),
+                sqlstate: determinism::FEATURE_NOT_SUPPORTED,
+            });
+        };
+        let mut memo = self.memo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        statements.iter().try_for_each(|stmt| memo.check(&stmt.sql, ts).map(|_| ()))
+    }
 }

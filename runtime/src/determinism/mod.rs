@@ -48,6 +48,7 @@ mod body;
 mod cases;
 mod functions;
 mod maintenance;
+mod memo;
 mod refusal;
 mod statement;
 mod text;
@@ -59,6 +60,7 @@ mod walk;
 mod tests;
 
 pub use cases::{CASE_TIMESTAMP_US, CASES, Case, Expect, FIXTURE, policy_table_markdown};
+pub use memo::Memo;
 pub use refusal::{FEATURE_NOT_SUPPORTED, Refusal, SYNTAX_ERROR};
 pub use statement::StatementKind;
 pub use time::{PINNED_TIMESTAMP_SETTING, TimestampOutOfRange, TxnTimestamp, pin_timestamp_sql};
@@ -110,7 +112,11 @@ impl Checked {
 /// the same input on every machine, so it may run on the leader before proposing or on each
 /// replica before executing.
 pub fn check(sql: &str, timestamp: TxnTimestamp) -> Result<Checked, Refusal> {
-    let analysis = analyze(sql, Scope::Statement)?;
+    checked(sql, analyze(sql, Scope::Statement)?, timestamp)
+}
+
+/// The statement `analysis` found in `sql`, with its time rewritten from `timestamp`.
+fn checked(sql: &str, analysis: Analysis, timestamp: TxnTimestamp) -> Result<Checked, Refusal> {
     let verdict = if analysis.edits.is_empty() {
         Verdict::Deterministic
     } else {
@@ -145,6 +151,7 @@ enum Scope {
     FunctionBody(usize),
 }
 
+#[derive(Clone)]
 struct Analysis {
     kind: StatementKind,
     edits: Vec<Edit>,

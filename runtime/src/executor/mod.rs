@@ -114,6 +114,9 @@ pub struct Executor<B: SqlBackend> {
     checks: Checks,
     /// Digests computed by `Checksum` commands, by check slot, until the node takes them.
     digests: Vec<(Slot, DatabaseDigest)>,
+    /// The determinism checks of the statement texts seen (the same answers as
+    /// [`determinism::check`], without parsing a text again).
+    memo: determinism::Memo,
 }
 
 impl<B: SqlBackend> Executor<B> {
@@ -140,6 +143,7 @@ impl<B: SqlBackend> Executor<B> {
             skip: 0,
             checks: Checks::default(),
             digests: Vec::new(),
+            memo: determinism::Memo::default(),
         };
         executor.load().await?;
         Ok(executor)
@@ -539,7 +543,8 @@ impl<B: SqlBackend> Executor<B> {
         let checked = TxnTimestamp::from_unix_micros(timestamp_us)
             .map_err(|e| SqlError { sqlstate: determinism::FEATURE_NOT_SUPPORTED.into(), message: e.to_string() })
             .and_then(|ts| {
-                determinism::check(&stmt.sql, ts)
+                self.memo
+                    .check(&stmt.sql, ts)
                     .map_err(|r| SqlError { sqlstate: r.sqlstate.into(), message: r.to_string() })
             });
         match checked {
