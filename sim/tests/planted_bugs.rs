@@ -58,7 +58,7 @@ fn a_replica_that_replies_before_persisting_is_caught() {
     // 1377: two replicas apply another value in a slot than the third; 449 since candidates
     // retransmit their prepare; 498 since the applier runs beside the consensus loop; 960 (again)
     // since leaders hold commands back for their executor; 1185 since executors and services
-    // remember their determinism checks (a `Memo`'s map moved every schedule). (15 no longer
+    // remember their determinism checks (that change moved every schedule). (15 no longer
     // catches it: it failed only through the stand-in's resurrected acceptor state of seed 1797.)
     caught(Bug::ReplyBeforePersist, &[1185, 1377, 449, 498, 960]);
 }
