@@ -6,6 +6,10 @@
 #   scripts/pg.sh crash DIR        stop it as a crash would (immediate mode: what was not yet
 #                                  written out of PostgreSQL's WAL buffers is lost; tests only)
 #   scripts/pg.sh status DIR       print its state; exit 0 running, 3 stopped, 4 no cluster
+#   scripts/pg.sh conninfo DIR PORT  print the libpq connection string of the server `start DIR
+#                                  PORT` runs: through its unix socket when it has one (a client
+#                                  on this machine, such as a Barista replica, spends less CPU per
+#                                  statement than over TCP), else 127.0.0.1:PORT
 #
 # DIR is the data directory itself. The server listens on 127.0.0.1:PORT only,
 # with its unix socket in DIR, trust authentication for everyone (superuser
@@ -37,7 +41,7 @@ umask 022
 unset PGDATA PGPORT PGHOST PGHOSTADDR PGUSER PGDATABASE PGOPTIONS PGSERVICE
 
 usage() {
-    die "usage: $0 start DIR PORT | stop DIR | crash DIR | status DIR"
+    die "usage: $0 start DIR PORT | stop DIR | crash DIR | status DIR | conninfo DIR PORT"
 }
 
 # The live postmaster's PID from DIR/postmaster.pid, or fail.
@@ -48,6 +52,14 @@ running_pid() {
 # The port a running server was started on (line 4 of postmaster.pid).
 running_port() {
     sed -n 4p "$DIR/postmaster.pid" 2>/dev/null
+}
+
+# The unix socket's directory: DIR, unless the socket's path would not fit in
+# sun_path (107 bytes); then nothing (the server serves TCP only).
+socket_dir() {
+    if ((${#DIR} + ${#PORT} + 10 <= 107)); then
+        echo "$DIR"
+    fi
 }
 
 # Explain which directory above DIR `postgres` cannot get through.
@@ -121,12 +133,8 @@ cmd_start() {
             >>"$DIR/postgresql.conf"
     fi
 
-    # The unix socket path must fit in sun_path (107 bytes); if DIR is too
-    # deep for it, serve TCP only.
-    local sockdir=$DIR
-    if ((${#DIR} + ${#PORT} + 10 > 107)); then
-        sockdir=
-    fi
+    local sockdir
+    sockdir=$(socket_dir)
     cat >"$DIR/barista.conf" <<EOF
 # Written by Barista scripts/pg.sh at each start; edits are overwritten.
 listen_addresses = '127.0.0.1'
@@ -176,6 +184,17 @@ cmd_status() {
     return 3
 }
 
+# The server's connection string (see the header).
+cmd_conninfo() {
+    local host
+    host=$(socket_dir)
+    host=${host:-127.0.0.1}
+    # Quoted as libpq reads a value: a directory may hold spaces, quotes or backslashes.
+    host=${host//\\/\\\\}
+    host=${host//\'/\\\'}
+    echo "host='$host' port=$PORT user=postgres dbname=postgres"
+}
+
 (($# >= 2)) || usage
 CMD=$1
 DIR=$(abs_path "$2")
@@ -198,6 +217,11 @@ crash)
 status)
     (($# == 2)) || usage
     cmd_status
+    ;;
+conninfo)
+    (($# == 3)) || usage
+    PORT=$3
+    cmd_conninfo
     ;;
 *) usage ;;
 esac

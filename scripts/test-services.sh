@@ -99,6 +99,14 @@ exit_code_is() { # exit_code_is CODE COMMAND...
     "$@" >/dev/null || rc=$?
     ((rc == want))
 }
+# The server answers through the connection string `pg.sh conninfo` prints for it, which names
+# its unix socket (the data directory's path here is short enough for one).
+pg_conninfo_answers() { # pg_conninfo_answers DIR PORT
+    local conninfo
+    conninfo=$("$HERE/pg.sh" conninfo "$1" "$2")
+    [[ $conninfo == "host='$1' "* ]] || return 1
+    [[ $("$PG_BIN/psql" -X -q -d "$conninfo" -Atc 'select 1') == 1 ]]
+}
 not_listening() { ! port_listening "$1"; }
 dead() { ! pid_alive "$1"; }
 
@@ -109,6 +117,7 @@ for i in 1 2 3; do
     check "pg$i answers select 1" pg_answers "${PG_PORTS[i - 1]}"
 done
 check "pg1 listens on 127.0.0.1 only" pg_only_loopback "${PG_PORTS[0]}"
+check "pg1 answers on its unix socket (pg.sh conninfo)" pg_conninfo_answers "$TMP/pg1" "${PG_PORTS[0]}"
 check "zk answers imok, standalone" zk_ok "$ZK_PORT"
 check "pg1 write" psql_at "${PG_PORTS[0]}" \
     'create table t (k int primary key); insert into t values (42)'

@@ -17,6 +17,11 @@
 # system's processes spent per transaction, by component (PostgreSQL, pgpool-II, Barista,
 # ZooKeeper), and each Barista run how many commands shared a log slot.
 #
+# Each system is connected as it would be deployed: the driver talks to every system over TCP,
+# and so do pgpool-II to its servers and the standbys to their primary (on separate hosts, as they
+# would be); each Barista replica talks to its own PostgreSQL, which runs beside it, through
+# PostgreSQL's unix socket (scripts/pg.sh conninfo).
+#
 #   scripts/tpcc-side-by-side.sh [--warehouses 1] [--terminals 8] [--warmup 10] [--duration 60]
 #       [--mode procedures|interactive] [--rounds 1] [--dir target/tpcc-side-by-side]
 #       [--systems single,sync-rep,pgpool,multi-paxos,paxos,multi-paxos-pg,paxos-pg]
@@ -187,7 +192,7 @@ start_barista() { # NAME PROTOCOL FRONT
     )
     for i in 0 1 2; do
         "$BARISTA" serve --node-id "$i" --peers "$peer_list" --client-listen "${clients[i]}" \
-            --admin-listen "${admins[i]}" --pg-listen "${listens[i]}" --postgres "host=127.0.0.1 port=${pgs[i]} user=postgres dbname=postgres" \
+            --admin-listen "${admins[i]}" --pg-listen "${listens[i]}" --postgres "$("$SCRIPTS/pg.sh" conninfo "$DIR/$name-pg$i" "${pgs[i]}")" \
             --zookeeper "127.0.0.1:$zk" --zookeeper-root "/tpcc-$name" --protocol "$protocol" \
             >"$DIR/$name-barista$i.log" 2>&1 &
         BARISTA_PIDS+=($!)
