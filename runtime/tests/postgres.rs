@@ -939,3 +939,84 @@ async fn the_checksum_sees_rows_columns_and_sequences_but_not_physical_order() {
         ["public.barista_sessions", "public.t"]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kept statements (the statement cache behind `execute_begun`)
+
+/// `sql` as the executor runs an autocommit command: begun with `BEGIN`, then committed, or
+/// rolled back after an error.
+async fn begun(s: &mut PgSession, sql: &str, params: &[SqlValue]) -> Result<ResultSet, SqlError> {
+    let result = s.execute_begun(&["BEGIN"], sql, params).await.unwrap_or_else(|f| panic!("`{sql}`: fault: {f}"));
+    ok(s, if result.is_ok() { "COMMIT" } else { "ROLLBACK" }, &[]).await;
+    result
+}
+
+/// How many statements with the text `sql` the session has prepared on the server.
+async fn prepared(s: &mut PgSession, sql: &str) -> SqlValue {
+    row(s, "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", &[text(sql)]).await.remove(0)
+}
+
+#[tokio::test]
+async fn a_kept_statement_answers_as_a_fresh_one_after_ddl_inside_a_function() {
+    let db = database("kept_statements").await;
+    let mut s = connect(&db).await;
+    ok(&mut s, "CREATE TABLE kept (k int PRIMARY KEY, v int)", &[]).await;
+    // DDL the statement text cannot show: it runs inside functions.
+    let widen = "CREATE FUNCTION widen() RETURNS void LANGUAGE plpgsql AS \
+                 $$BEGIN ALTER TABLE kept ALTER v TYPE text; END$$";
+    ok(&mut s, widen, &[]).await;
+    let add = "CREATE FUNCTION add_column() RETURNS void LANGUAGE plpgsql AS \
+               $$BEGIN ALTER TABLE kept ADD COLUMN w int; END$$";
+    ok(&mut s, add, &[]).await;
+
+    let insert = "INSERT INTO kept VALUES ($1, $2)";
+    begun(&mut s, insert, &[SqlValue::Int(1), SqlValue::Int(10)]).await.expect("first insert");
+    begun(&mut s, insert, &[SqlValue::Int(2), SqlValue::Int(20)]).await.expect("second insert");
+    assert_eq!(prepared(&mut s, insert).await, SqlValue::Int(1), "the insert is kept prepared");
+
+    // Kept, `$2` would still be an integer and 'three' would fail to parse as one.
+    begun(&mut s, "SELECT widen()", &[]).await.expect("widen");
+    begun(&mut s, insert, &[SqlValue::Int(3), text("three")]).await.expect("insert of text after widen()");
+
+    let select = "SELECT * FROM kept WHERE k = $1";
+    begun(&mut s, select, &[SqlValue::Int(3)]).await.expect("select");
+    assert_eq!(prepared(&mut s, select).await, SqlValue::Int(1), "the select is kept prepared");
+    // Kept, it would fail: "cached plan must not change result type".
+    begun(&mut s, "SELECT add_column()", &[]).await.expect("add_column");
+    let rs = begun(&mut s, select, &[SqlValue::Int(3)]).await.expect("select after add_column()");
+    let names: Vec<&str> = rs.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["k", "v", "w"]);
+    assert_eq!(rs.rows, [vec![SqlValue::Int(3), text("three"), SqlValue::Null]]);
+    // A statement error from a kept statement is the statement's, as from a fresh one.
+    begun(&mut s, insert, &[SqlValue::Int(4), text("four")]).await.expect("insert");
+    let e = begun(&mut s, insert, &[SqlValue::Int(4), text("again")]).await.expect_err("duplicate key");
+    assert_eq!(e.sqlstate, "23505", "{e}");
+}
+
+#[tokio::test]
+async fn without_a_superuser_nothing_is_kept_until_one_sets_the_epoch_up() {
+    let mut admin = connect(&shared().backend("postgres")).await;
+    ok(&mut admin, "DROP DATABASE IF EXISTS kept_plain", &[]).await;
+    ok(&mut admin, "DROP ROLE IF EXISTS barista_plain", &[]).await;
+    ok(&mut admin, "CREATE ROLE barista_plain LOGIN", &[]).await;
+    ok(&mut admin, "CREATE DATABASE kept_plain OWNER barista_plain", &[]).await;
+    let conninfo = |user: &str| format!("host=127.0.0.1 port={} user={user} dbname=kept_plain", shared().port);
+    let plain = PgBackend::new(&conninfo("barista_plain")).unwrap_or_else(|e| panic!("{e}"));
+    let insert = "INSERT INTO t VALUES ($1)";
+
+    let mut s = connect(&plain).await;
+    ok(&mut s, "CREATE TABLE t (k int PRIMARY KEY)", &[]).await;
+    for k in 1..=2 {
+        begun(&mut s, insert, &[SqlValue::Int(k)]).await.expect("insert");
+    }
+    assert_eq!(prepared(&mut s, insert).await, SqlValue::Int(0), "nothing is kept without the DDL epoch");
+
+    // A superuser's connection sets the epoch up; the user's next connections keep statements.
+    connect(&PgBackend::new(&conninfo("postgres")).unwrap_or_else(|e| panic!("{e}"))).await;
+    let mut s = connect(&plain).await;
+    for k in 3..=4 {
+        begun(&mut s, insert, &[SqlValue::Int(k)]).await.expect("insert");
+    }
+    assert_eq!(prepared(&mut s, insert).await, SqlValue::Int(1), "kept once the epoch is set up");
+    assert_eq!(row(&mut s, "SELECT count(*) FROM t", &[]).await, [SqlValue::Int(4)]);
+}

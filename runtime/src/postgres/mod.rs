@@ -41,15 +41,18 @@
 //! - `rows_affected` is the count of the command tag: rows inserted, updated or deleted, rows
 //!   returned by a query, 0 for DDL.
 //!
-//! No client statement stays prepared after its call: a statement cached across calls fails
-//! with "cached plan must not change result type" after DDL on one replica but not on a replica
-//! that restarted with an empty cache, which would make a statement's result depend on history.
-//! Barista's own bookkeeping writes do stay prepared, one per connection: they return no rows,
-//! run on Barista's own tables, and are not client-visible results (see `write_own_now`).
+//! A client statement that begins an autocommit transaction stays prepared on its connection,
+//! so that its next call goes out with the `BEGIN`: one round trip less. A kept statement could
+//! answer differently from a fresh one after DDL, so each use is guarded by a DDL epoch that an
+//! event trigger advances (see `cache`, which also says what happens without a superuser).
+//! Statements inside a client's transaction are prepared afresh on every call. Barista's own
+//! bookkeeping writes stay prepared too, one per connection: they return no rows, run on
+//! Barista's own tables, and are not client-visible results (see `write_own_now`).
 //!
 //! Which server errors are statement errors and which are faults: see `errors` and
 //! [`is_replica_fault`].
 
+mod cache;
 mod checksum;
 mod errors;
 mod values;
@@ -57,13 +60,15 @@ mod values;
 use std::collections::HashMap;
 use std::pin::pin;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, SimpleQueryMessage, Statement};
-use tracing::debug;
+use tracing::{debug, info};
 
 pub use errors::is_replica_fault;
 pub use values::{float_text, quote_ident, string_literal};
@@ -136,6 +141,9 @@ pub enum PgConfigError {
 #[derive(Clone, Debug)]
 pub struct PgBackend {
     config: Config,
+    /// Creating the DDL epoch's objects was refused (not a superuser): do not try again on
+    /// every connection (see `cache`).
+    epoch_refused: Arc<AtomicBool>,
 }
 
 impl PgBackend {
@@ -174,7 +182,7 @@ impl PgBackend {
         if config.get_application_name().is_none() {
             config.application_name("barista");
         }
-        PgBackend { config }
+        PgBackend { config, epoch_refused: Arc::new(AtomicBool::new(false)) }
     }
 
     async fn connect_now(&self) -> Result<PgSession, BackendFault> {
@@ -186,22 +194,44 @@ impl PgBackend {
             }
         });
         // From here on, dropping the session closes the connection.
-        let session =
-            PgSession { client, connection, broken: None, text_statement_left: false, own_statements: HashMap::new() };
-        let recovery = session.client.simple_query("SELECT pg_catalog.pg_is_in_recovery()").await;
-        match recovery.as_deref().map(first_value) {
-            Ok(Some("f")) => Ok(session),
-            Ok(Some("t")) => Err(BackendFault("PostgreSQL is in recovery (a standby): it cannot take writes".into())),
-            Ok(other) => Err(BackendFault(format!("pg_is_in_recovery() returned {other:?}"))),
-            Err(e) => Err(BackendFault(format!("checking the new PostgreSQL connection: {e}"))),
+        let mut session = PgSession {
+            client,
+            connection,
+            broken: None,
+            text_statement_left: false,
+            own_statements: HashMap::new(),
+            kept: None,
+        };
+        let check = format!("SELECT pg_catalog.pg_is_in_recovery(), ({})", cache::READY);
+        let answer = session.client.simple_query(&check).await;
+        let ready = match answer.as_deref().map(first_row) {
+            Ok(Some(["f", ready])) => ready == "t",
+            Ok(Some(["t", _])) => {
+                return Err(BackendFault("PostgreSQL is in recovery (a standby): it cannot take writes".into()));
+            }
+            Ok(other) => return Err(BackendFault(format!("the new connection's check returned {other:?}"))),
+            Err(e) => return Err(BackendFault(format!("checking the new PostgreSQL connection: {e}"))),
+        };
+        let keeps = ready
+            || (!self.epoch_refused.load(Ordering::Relaxed) && {
+                let set_up = cache::set_up(&session.client).await?;
+                if !set_up {
+                    self.epoch_refused.store(true, Ordering::Relaxed);
+                    info!("not a superuser: client statements are prepared afresh on every call");
+                }
+                set_up
+            });
+        if keeps {
+            session.kept = Some(cache::StatementCache::default());
         }
+        Ok(session)
     }
 }
 
-/// The first column of the first row of a simple query's answer.
-fn first_value(messages: &[SimpleQueryMessage]) -> Option<&str> {
+/// The first row of a simple query's answer with two columns, neither NULL.
+fn first_row(messages: &[SimpleQueryMessage]) -> Option<[&str; 2]> {
     messages.iter().find_map(|m| match m {
-        SimpleQueryMessage::Row(row) => row.get(0),
+        SimpleQueryMessage::Row(row) => Some([row.get(0)?, row.get(1)?]),
         _ => None,
     })
 }
@@ -226,6 +256,8 @@ pub struct PgSession {
     text_statement_left: bool,
     /// Barista's own writes, prepared on this connection, by their SQL (see [`PgSession::own_statement`]).
     own_statements: HashMap<String, Statement>,
+    /// Client statements kept prepared, when the database has the DDL epoch (see `cache`).
+    kept: Option<cache::StatementCache>,
 }
 
 impl Drop for PgSession {
@@ -482,12 +514,67 @@ impl PgSession {
             self.client.simple_query(&begin).await.map_err(begin_fault)?;
             return self.statement(sql, params).await;
         }
+        if let Some(result) = self.kept_statement_begun(&begin, sql, params).await? {
+            return Ok(result);
+        }
+        let begin = match self.kept {
+            Some(_) => format!("{begin}; {}", cache::READ_EPOCH),
+            None => begin,
+        };
         let (begun, prepared) = futures::join!(self.client.simple_query(&begin), self.client.prepare(sql));
-        begun.map_err(begin_fault)?;
+        let begun = begun.map_err(begin_fault)?;
         match prepared {
-            Ok(prepared) => self.execute_prepared(sql, params, prepared).await,
+            Ok(prepared) => {
+                if let (Some(kept), Some(epoch)) = (&mut self.kept, cache::epoch_in(&begun))
+                    && prepared.params().len() == params.len()
+                    && prepared.columns().iter().all(|c| values::binary_readable(c.type_()))
+                {
+                    kept.keep(sql, prepared.clone(), epoch);
+                }
+                self.execute_prepared(sql, params, prepared).await
+            }
             Err(e) => failed(&e),
         }
+    }
+
+    /// `begin` and `sql`'s kept statement in one round trip, if it has one (see `cache`).
+    /// `Ok(None)`: nothing ran; it has none, or it may be stale (the transaction was rolled back
+    /// and every kept statement forgotten), and the caller prepares it afresh.
+    async fn kept_statement_begun(
+        &mut self,
+        begin: &str,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Option<Result<ResultSet, SqlError>>, BackendFault> {
+        let Some((prepared, epoch)) = self.kept.as_ref().and_then(|kept| kept.get(sql)) else {
+            return Ok(None);
+        };
+        // A value that cannot be bound: the fresh path returns the error, from the same types.
+        let Ok(bound) = values::bind(params, prepared.params()) else {
+            return Ok(None);
+        };
+        let script = format!("{begin}; {}", cache::check_epoch(epoch));
+        let (begun, result) = futures::join!(self.client.simple_query(&script), self.binary_rows(&prepared, &bound));
+        let stale = match begun {
+            Ok(_) => {
+                // The guard should make this impossible; if DDL escaped the trigger, the error
+                // came from Bind, before anything ran, and the statement is still run afresh.
+                matches!(&result, Ok(Err(e)) if e.sqlstate == "0A000" && e.message.contains("cached plan"))
+            }
+            Err(e) if e.code().is_some_and(|c| c.code() == cache::STALE) => true,
+            Err(e) => return Err(BackendFault(format!("transaction control failed: {e}"))),
+        };
+        if !stale {
+            return result.map(Some);
+        }
+        self.client
+            .simple_query("ROLLBACK")
+            .await
+            .map_err(|e| BackendFault(format!("rolling back after a stale statement: {e}")))?;
+        if let Some(kept) = &mut self.kept {
+            kept.clear();
+        }
+        Ok(None)
     }
 
     /// The rest of `statement` once `sql` is prepared: bind, execute, read the rows.
@@ -511,17 +598,21 @@ impl PgSession {
             Ok(bound) => bound,
             Err(e) => return Ok(Err(e)),
         };
-        let types: Vec<Type> = prepared.columns().iter().map(|c| c.type_().clone()).collect();
-        let columns: Vec<Column> = prepared
-            .columns()
-            .iter()
-            .map(|c| Column { name: c.name().to_owned(), type_name: c.type_().name().to_owned() })
-            .collect();
-        if !types.iter().all(values::binary_readable) {
+        if !prepared.columns().iter().all(|c| values::binary_readable(c.type_())) {
+            let types: Vec<Type> = prepared.columns().iter().map(|c| c.type_().clone()).collect();
+            let columns = columns_of(&prepared);
             drop(prepared);
             return self.text_results(sql, params, columns, &types).await;
         }
-        let stream = match self.client.query_raw(&prepared, bound.iter().map(|p| p as &dyn ToSql)).await {
+        self.binary_rows(&prepared, &bound).await
+    }
+
+    /// Binds and executes `prepared`, every result column of which is read from binary, and
+    /// reads its rows.
+    async fn binary_rows(&self, prepared: &Statement, bound: &[values::Param<'_>]) -> StatementResult {
+        let types: Vec<Type> = prepared.columns().iter().map(|c| c.type_().clone()).collect();
+        let columns = columns_of(prepared);
+        let stream = match self.client.query_raw(prepared, bound.iter().map(|p| p as &dyn ToSql)).await {
             Ok(stream) => stream,
             Err(e) => return failed(&e),
         };
@@ -620,6 +711,15 @@ impl PgSession {
         }
         Ok(Ok(ResultSet { columns, rows, rows_affected: rows_affected.unwrap_or(0) }))
     }
+}
+
+/// The result columns of a prepared statement.
+fn columns_of(prepared: &Statement) -> Vec<Column> {
+    prepared
+        .columns()
+        .iter()
+        .map(|c| Column { name: c.name().to_owned(), type_name: c.type_().name().to_owned() })
+        .collect()
 }
 
 /// A bookkeeping parameter's type: its value's own (`Int` is `bigint`, ...; see
