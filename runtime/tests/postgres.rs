@@ -987,6 +987,9 @@ async fn a_kept_statement_answers_as_a_fresh_one_after_ddl_inside_a_function() {
     let names: Vec<&str> = rs.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["k", "v", "w"]);
     assert_eq!(rs.rows, [vec![SqlValue::Int(3), text("three"), SqlValue::Null]]);
+    // A wrong parameter count is the same error as on a fresh statement.
+    let e = begun(&mut s, insert, &[SqlValue::Int(5)]).await.expect_err("one parameter of two");
+    assert_eq!(e.sqlstate, "08P01", "{e}");
     // A statement error from a kept statement is the statement's, as from a fresh one.
     begun(&mut s, insert, &[SqlValue::Int(4), text("four")]).await.expect("insert");
     let e = begun(&mut s, insert, &[SqlValue::Int(4), text("again")]).await.expect_err("duplicate key");

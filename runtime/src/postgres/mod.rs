@@ -549,7 +549,11 @@ impl PgSession {
         let Some((prepared, epoch)) = self.kept.as_ref().and_then(|kept| kept.get(sql)) else {
             return Ok(None);
         };
-        // A value that cannot be bound: the fresh path returns the error, from the same types.
+        // A wrong parameter count, or a value that cannot be bound: the fresh path returns the
+        // error, from the same types.
+        if prepared.params().len() != params.len() {
+            return Ok(None);
+        }
         let Ok(bound) = values::bind(params, prepared.params()) else {
             return Ok(None);
         };
