@@ -17,7 +17,7 @@
 //! PostgreSQL can: an event trigger on `ddl_command_end` (which fires for DDL inside functions
 //! too) advances the sequence `barista_ddl_epoch`. A statement is kept with the epoch it was
 //! prepared in; a kept statement is used only in a transaction whose `BEGIN` script first checks
-//! that the epoch has not moved, and the check raises [`STALE`] if it has. The error aborts the
+//! that the epoch has not moved, and the check fails if it has. The error aborts the
 //! transaction before the pipelined Bind runs (it fails with "current transaction is aborted"),
 //! so nothing ran: the session rolls back, forgets every kept statement, and runs the statement
 //! the fresh way. A kept statement therefore answers exactly as a freshly prepared one would.
@@ -38,20 +38,18 @@ use tokio_postgres::{Client, SimpleQueryMessage, Statement};
 
 use crate::sql::BackendFault;
 
-/// The SQLSTATE of the epoch check's error: a kept statement may be stale.
-pub(super) const STALE: &str = "BR001";
+/// What the epoch check's error says: a kept statement may be stale.
+const STALE: &str = "barista: DDL ran since this statement was prepared";
 
 /// At most this many statements are kept per connection; when full, the cache starts over (the
 /// statements an application repeats come back at once).
 const CAPACITY: usize = 256;
 
-/// True on a connection that can keep statements: the epoch's objects exist, the trigger is
-/// enabled, and this user may read the epoch (a superuser may have set it up for another). One
+/// True on a connection that can keep statements: the epoch exists, its trigger is enabled,
+/// and this user may read it (a superuser may have set it up for another). One
 /// row, one column (`t` or `f`); runs at connect, with the recovery check.
 pub(super) const READY: &str = "SELECT coalesce(pg_catalog.has_sequence_privilege(\
      to_regclass('public.barista_ddl_epoch')::oid, 'SELECT'), false) \
-     AND coalesce(pg_catalog.has_function_privilege(\
-     to_regprocedure('public.barista_ddl_epoch_is(bigint)')::oid, 'EXECUTE'), false) \
      AND EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = 'barista_ddl_epoch' AND evtenabled <> 'D')";
 
 /// Creates the epoch's objects. Idempotent; the advisory lock (its key is arbitrary) serializes
@@ -63,13 +61,6 @@ GRANT SELECT ON SEQUENCE public.barista_ddl_epoch TO PUBLIC;
 CREATE OR REPLACE FUNCTION public.barista_ddl_epoch_bump() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
     AS $$BEGIN PERFORM nextval('public.barista_ddl_epoch'); END$$;
-CREATE OR REPLACE FUNCTION public.barista_ddl_epoch_is(expected bigint) RETURNS void
-    LANGUAGE plpgsql SET search_path = pg_catalog
-    AS $$BEGIN
-        IF (SELECT last_value FROM public.barista_ddl_epoch) <> expected THEN
-            RAISE EXCEPTION 'DDL ran since this statement was prepared' USING ERRCODE = 'BR001';
-        END IF;
-    END$$;
 DO $$BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = 'barista_ddl_epoch') THEN
         CREATE EVENT TRIGGER barista_ddl_epoch ON ddl_command_end
@@ -99,9 +90,20 @@ pub(super) async fn set_up(client: &Client) -> Result<bool, BackendFault> {
 /// last row.
 pub(super) const READ_EPOCH: &str = "SELECT last_value FROM public.barista_ddl_epoch";
 
-/// The statement appended to a `BEGIN` script before a kept statement runs in its transaction.
+/// The statement appended to a `BEGIN` script before a kept statement runs in its transaction:
+/// it fails if the epoch moved since `epoch` (see [`is_stale`]). Plain SQL, no function call: it
+/// runs once per command on every replica. The failing branch depends on the sequence, so the
+/// planner cannot fold it into an error that fires every time.
 pub(super) fn check_epoch(epoch: i64) -> String {
-    format!("SELECT public.barista_ddl_epoch_is({epoch})")
+    format!(
+        "SELECT CASE WHEN last_value = {epoch} THEN 0 \
+         ELSE ('{STALE} (epoch ' || last_value || ')')::int END FROM public.barista_ddl_epoch"
+    )
+}
+
+/// Whether `error`, from a `BEGIN` script ending in [`check_epoch`], is the check's.
+pub(super) fn is_stale(error: &tokio_postgres::Error) -> bool {
+    error.as_db_error().is_some_and(|e| e.code().code() == "22P02" && e.message().contains(STALE))
 }
 
 /// The last row's first column of a simple query's answer, as the epoch.

@@ -565,7 +565,7 @@ impl PgSession {
                 // came from Bind, before anything ran, and the statement is still run afresh.
                 matches!(&result, Ok(Err(e)) if e.sqlstate == "0A000" && e.message.contains("cached plan"))
             }
-            Err(e) if e.code().is_some_and(|c| c.code() == cache::STALE) => true,
+            Err(e) if cache::is_stale(&e) => true,
             Err(e) => return Err(BackendFault(format!("transaction control failed: {e}"))),
         };
         if !stale {
