@@ -313,7 +313,9 @@ fn reseed_step(cluster: &mut LocalCluster, addrs: &[String]) -> anyhow::Result<(
     ensure!(prints.iter().all(|p| *p == prints[0]), "the databases differ after the re-seed: {prints:?}");
     let dumps = (0..REPLICAS).map(|i| cluster.dump_data(i)).collect::<Result<Vec<_>, _>>()?;
     ensure!(dumps.iter().all(|d| *d == dumps[0]), "the databases' full dumps differ after the re-seed");
-    println!("  pg_dump --data-only of the three databases (Barista's own tables included): identical");
+    println!(
+        "  pg_dump --data-only of the three databases (Barista's own tables included, its DDL epoch left out): identical"
+    );
     status(cluster);
     println!(
         "OK 3c: replica {target}'s database was wiped and re-seeded from replica {source} while {during} writes went on; all three databases are identical at AP {ap} ({}).",
