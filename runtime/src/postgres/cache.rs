@@ -3,8 +3,7 @@
 //! A command outside a transaction costs three round trips on a fresh statement: `BEGIN` with
 //! the statement's Parse, its Bind and Execute, and the record with `COMMIT`. With the statement
 //! already prepared on the connection, its Bind and Execute go out with the `BEGIN`: two round
-//! trips, and no Parse or Close at all (in an A/B of TPC-C procedures runs, 4% to 19% less CPU
-//! per transaction).
+//! trips, and no Parse or Close at all (issue 8's note has the TPC-C A/B).
 //!
 //! # Why a kept statement needs a guard
 //! A prepared statement keeps the parameter types PostgreSQL inferred when it was prepared, and
@@ -46,8 +45,8 @@ const STALE: &str = "barista: DDL ran since this statement was prepared";
 const CAPACITY: usize = 256;
 
 /// True on a connection that can keep statements: the epoch exists, its trigger is enabled,
-/// and this user may read it (a superuser may have set it up for another). One
-/// row, one column (`t` or `f`); runs at connect, with the recovery check.
+/// and this user may read it (a superuser may have set it up for another). One row, one column
+/// (`t` or `f`); runs at connect, with the recovery check.
 pub(super) const READY: &str = "SELECT coalesce(pg_catalog.has_sequence_privilege(\
      to_regclass('public.barista_ddl_epoch')::oid, 'SELECT'), false) \
      AND EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname = 'barista_ddl_epoch' AND evtenabled <> 'D')";
