@@ -410,26 +410,22 @@ impl LocalCluster {
             });
         }
         let port = |kind: usize, i: usize| ports[1 + kind * REPLICAS + i];
-        let mut postgres = Vec::with_capacity(REPLICAS);
-        for i in 0..REPLICAS {
-            let data = path_str(&dir.join(format!("pg{i}")));
-            postgres
-                .push(script(&opts.scripts, "pg.sh", &["conninfo", &data, &port(0, i).to_string()])?.trim().to_owned());
-        }
-        let replicas = postgres
-            .into_iter()
-            .enumerate()
-            .map(|(i, postgres)| Replica {
-                id: i,
-                pg_port: port(0, i),
-                postgres,
-                client: format!("127.0.0.1:{}", port(1, i)),
-                admin: format!("127.0.0.1:{}", port(2, i)),
-                peer: format!("127.0.0.1:{}", port(3, i)),
-                pg_listen: format!("127.0.0.1:{}", port(4, i)),
-                log: dir.join(format!("barista{i}.log")),
+        let replicas = (0..REPLICAS)
+            .map(|i| {
+                let data = path_str(&dir.join(format!("pg{i}")));
+                let conninfo = script(&opts.scripts, "pg.sh", &["conninfo", &data, &port(0, i).to_string()])?;
+                Ok(Replica {
+                    id: i,
+                    pg_port: port(0, i),
+                    postgres: conninfo.trim().to_owned(),
+                    client: format!("127.0.0.1:{}", port(1, i)),
+                    admin: format!("127.0.0.1:{}", port(2, i)),
+                    peer: format!("127.0.0.1:{}", port(3, i)),
+                    pg_listen: format!("127.0.0.1:{}", port(4, i)),
+                    log: dir.join(format!("barista{i}.log")),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, Error>>()?;
         let shared = Arc::new(Mutex::new(Shared { children: (0..REPLICAS).map(|_| None).collect(), stopped: false }));
         let mut cluster =
             LocalCluster { dir, replicas, zk_port: ports[0], opts, bindir, shared, watcher: Some(watcher) };

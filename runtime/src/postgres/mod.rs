@@ -212,19 +212,24 @@ impl PgBackend {
             Ok(other) => return Err(BackendFault(format!("the new connection's check returned {other:?}"))),
             Err(e) => return Err(BackendFault(format!("checking the new PostgreSQL connection: {e}"))),
         };
-        let keeps = ready
-            || (!self.epoch_refused.load(Ordering::Relaxed) && {
-                let set_up = cache::set_up(&session.client).await?;
-                if !set_up {
-                    self.epoch_refused.store(true, Ordering::Relaxed);
-                    info!("not a superuser: client statements are prepared afresh on every call");
-                }
-                set_up
-            });
-        if keeps {
+        if ready || self.set_up_epoch(&session.client).await? {
             session.kept = Some(cache::StatementCache::default());
         }
         Ok(session)
+    }
+
+    /// Creates the DDL epoch's objects, unless this backend was refused before; whether
+    /// connections may keep statements (see `cache`).
+    async fn set_up_epoch(&self, client: &Client) -> Result<bool, BackendFault> {
+        if self.epoch_refused.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let set_up = cache::set_up(client).await?;
+        if !set_up {
+            self.epoch_refused.store(true, Ordering::Relaxed);
+            info!("not a superuser: client statements are prepared afresh on every call");
+        }
+        Ok(set_up)
     }
 }
 
@@ -509,7 +514,6 @@ impl PgSession {
     /// `begin`, then the statement: the `BEGIN` and the statement's Parse go out together, since
     /// preparing does not depend on the answer to `BEGIN` (one round trip less per command).
     async fn statement_begun(&mut self, begin: String, sql: &str, params: &[SqlValue]) -> StatementResult {
-        let begin_fault = |e: tokio_postgres::Error| BackendFault(format!("transaction control failed: {e}"));
         if Self::unprepared(sql, params) {
             self.client.simple_query(&begin).await.map_err(begin_fault)?;
             return self.statement(sql, params).await;
@@ -566,7 +570,7 @@ impl PgSession {
                 matches!(&result, Ok(Err(e)) if e.sqlstate == "0A000" && e.message.contains("cached plan"))
             }
             Err(e) if cache::is_stale(&e) => true,
-            Err(e) => return Err(BackendFault(format!("transaction control failed: {e}"))),
+            Err(e) => return Err(begin_fault(e)),
         };
         if !stale {
             return result.map(Some);
@@ -715,6 +719,11 @@ impl PgSession {
         }
         Ok(Ok(ResultSet { columns, rows, rows_affected: rows_affected.unwrap_or(0) }))
     }
+}
+
+/// A `BEGIN` script that failed: a fault (see [`SqlSession::execute_begun`]).
+fn begin_fault(error: tokio_postgres::Error) -> BackendFault {
+    BackendFault(format!("transaction control failed: {error}"))
 }
 
 /// The result columns of a prepared statement.
