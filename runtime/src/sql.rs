@@ -65,6 +65,9 @@ pub struct SqlError {
 #[error("database fault: {0}")]
 pub struct BackendFault(pub String);
 
+/// PostgreSQL's SQLSTATE for a write refused in a read-only transaction.
+pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
+
 /// One of Barista's own writes: SQL and its parameters (see [`SqlSession::write_own`]).
 pub type OwnWrite<'a> = (&'a str, &'a [SqlValue]);
 
@@ -189,6 +192,27 @@ pub trait SqlSession: Send {
             }
             Ok(self.execute("COMMIT", &[]).await?.map(drop))
         }
+    }
+
+    /// Runs `sql`, a read, inside the session's open transaction, and leaves the transaction as it
+    /// found it: its data, its settings, and whether it is aborted. The result is the rows when
+    /// the statement only read; a statement that would write anything, or that fails, returns its
+    /// error and changed nothing. The executor answers such reads without the log (see
+    /// `executor::read`); an error sends the statement through the log, where it runs for real.
+    ///
+    /// To ensure correctness an implementation must refuse every write, including writes inside
+    /// functions and sequence draws, rather than undo them afterwards: a draw cannot be undone.
+    /// The default refuses every statement, so a backend without such a guard reads through the log.
+    fn read_in_txn(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> impl Future<Output = Result<Result<ResultSet, SqlError>, BackendFault>> + Send {
+        let _ = (sql, params);
+        std::future::ready(Ok(Err(SqlError {
+            sqlstate: READ_ONLY_SQL_TRANSACTION.into(),
+            message: "this backend runs every statement through the log".into(),
+        })))
     }
 
     /// Makes every transaction committed so far, on any connection of this database, survive a

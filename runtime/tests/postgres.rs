@@ -584,6 +584,64 @@ async fn a_deferred_constraint_fails_at_commit() {
     assert_eq!(row(&mut s, "SELECT count(*) FROM parent", &[]).await, [SqlValue::Int(1)]);
 }
 
+/// `read_in_txn` on `s`, which must not fault.
+async fn read(s: &mut PgSession, sql: &str, params: &[SqlValue]) -> Result<ResultSet, SqlError> {
+    s.read_in_txn(sql, params).await.unwrap_or_else(|f| panic!("read `{sql}`: unexpected fault: {f}"))
+}
+
+#[tokio::test]
+async fn a_read_in_a_transaction_sees_it_and_changes_nothing() {
+    let backend = database("read_in_txn").await;
+    let mut s = connect(&backend).await;
+    ok(&mut s, "CREATE TABLE r (id int4 PRIMARY KEY, at timestamptz)", &[]).await;
+    ok(&mut s, "CREATE SEQUENCE r_seq", &[]).await;
+    ok(
+        &mut s,
+        "CREATE FUNCTION r_add(int4) RETURNS int4 LANGUAGE sql AS 'INSERT INTO r VALUES ($1) RETURNING id'",
+        &[],
+    )
+    .await;
+    for isolation in ["READ COMMITTED", "REPEATABLE READ"] {
+        ok(&mut s, &format!("BEGIN ISOLATION LEVEL {isolation}"), &[]).await;
+        ok(&mut s, "INSERT INTO r VALUES (1, '2024-01-02 03:04:05+00')", &[]).await;
+        // A read sees the transaction's own write, on both result paths (binary; text for timestamptz).
+        let rs = read(&mut s, "SELECT count(*) FROM r WHERE id = $1", &[SqlValue::Int(1)]).await;
+        assert_eq!(rs.map(|rs| rs.rows), Ok(vec![vec![SqlValue::Int(1)]]), "{isolation}");
+        let rs = read(&mut s, "SELECT at FROM r", &[]).await;
+        assert_eq!(rs.map(|rs| rs.rows), Ok(vec![vec![text("2024-01-02 03:04:05+00")]]), "{isolation}");
+        // Writes are refused, not undone: the sequence is never drawn, the function inserts nothing.
+        for write in [
+            "SELECT nextval('r_seq')",
+            "SELECT id FROM r FOR UPDATE",
+            "SELECT r_add(2)",
+            "WITH w AS (INSERT INTO r VALUES (3) RETURNING id) SELECT id FROM w",
+            "INSERT INTO r VALUES (4)",
+        ] {
+            let e = read(&mut s, write, &[]).await.expect_err(write);
+            assert_eq!(e.sqlstate, "25006", "{write}: {e}");
+        }
+        // A failing read leaves the transaction healthy, and read-write.
+        assert_eq!(read(&mut s, "SELECT 1 / 0", &[]).await.map_err(|e| e.sqlstate), Err("22012".to_string()));
+        assert!(read(&mut s, "SELECT * FROM missing", &[]).await.is_err());
+        ok(&mut s, "INSERT INTO r VALUES (5)", &[]).await;
+        assert_eq!(row(&mut s, "SHOW transaction_read_only", &[]).await, [text("off")]);
+        ok(&mut s, "COMMIT", &[]).await;
+        assert_eq!(ids_of(&mut s, "SELECT id FROM r ORDER BY id").await, [1, 5], "{isolation}");
+        ok(&mut s, "DELETE FROM r", &[]).await;
+    }
+    assert_eq!(row(&mut s, "SELECT nextval('r_seq')", &[]).await, [SqlValue::Int(1)], "never drawn before");
+}
+
+async fn ids_of(s: &mut PgSession, sql: &str) -> Vec<i64> {
+    let rows = ok(s, sql, &[]).await.rows;
+    rows.iter()
+        .map(|row| match row.as_slice() {
+            [SqlValue::Int(id)] => *id,
+            other => panic!("not an id: {other:?}"),
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn own_writes_are_prepared_once_per_connection_and_follow_the_schema() {
     let backend = database("own_writes").await;

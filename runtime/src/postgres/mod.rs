@@ -337,6 +337,10 @@ impl SqlSession for PgSession {
         self.write_own_now(writes, true)
     }
 
+    fn read_in_txn(&mut self, sql: &str, params: &[SqlValue]) -> impl Future<Output = StatementResult> + Send {
+        self.guarded(async move |session| session.read_now(sql, params).await)
+    }
+
     fn execute_begun(
         &mut self,
         begin: &[&str],
@@ -502,6 +506,32 @@ impl PgSession {
             Err(e) => return failed(&e),
         };
         self.execute_prepared(sql, params, prepared).await
+    }
+
+    /// [`SqlSession::read_in_txn`]: the statement runs in a savepoint whose transaction is
+    /// read-only, so PostgreSQL itself refuses any write (SQLSTATE 25006: `INSERT`, `nextval`,
+    /// `SELECT ... FOR UPDATE`, a write inside a function); rolling back to the savepoint then
+    /// restores the transaction's read-write mode and undoes the error, if any. The savepoint and
+    /// the statement's Parse go out together: two round trips, three when the statement has
+    /// parameters or needs text results.
+    async fn read_now(&mut self, sql: &str, params: &[SqlValue]) -> StatementResult {
+        const ENTER: &str = "SAVEPOINT barista_read; SET LOCAL transaction_read_only = on";
+        const LEAVE: &str = "ROLLBACK TO SAVEPOINT barista_read; RELEASE SAVEPOINT barista_read";
+        if Self::unprepared(sql, params) {
+            // Transaction control, COPY, a NUL: nothing a read-only savepoint could contain.
+            return Ok(Err(SqlError {
+                sqlstate: crate::sql::READ_ONLY_SQL_TRANSACTION.into(),
+                message: "not a read".into(),
+            }));
+        }
+        let (entered, prepared) = futures::join!(self.client.simple_query(ENTER), self.client.prepare(sql));
+        entered.map_err(begin_fault)?;
+        let result = match prepared {
+            Ok(prepared) => self.execute_prepared(sql, params, prepared).await?,
+            Err(e) => failed(&e)?,
+        };
+        self.client.simple_query(LEAVE).await.map_err(begin_fault)?;
+        Ok(result)
     }
 
     /// Whether `statement` runs `sql` without preparing it (or without sending it at all).

@@ -501,6 +501,27 @@ impl SqliteSession {
         statement(conn, &mut self.failed, sql, params)
     }
 
+    /// [`SqlSession::read_in_txn`] as PostgreSQL's backend does it: in a savepoint, with
+    /// `PRAGMA query_only` as the read-only transaction (SQLite then refuses every write with
+    /// `SQLITE_READONLY`, SQLSTATE 25006), rolled back to afterwards.
+    fn read_now(&mut self, sql: &str, params: &[SqlValue]) -> Result<Result<ResultSet, SqlError>, BackendFault> {
+        if control(sql) != Control::Other || self.failed {
+            return Ok(Err(sql_error(crate::sql::READ_ONLY_SQL_TRANSACTION, "not a read")));
+        }
+        let own = |result: Result<Result<ResultSet, SqlError>, BackendFault>| match result? {
+            Ok(_) => Ok(()),
+            Err(e) => Err(BackendFault(format!("read savepoint: {e}"))),
+        };
+        own(self.execute_now("SAVEPOINT barista_read", &[]))?;
+        own(self.execute_now("PRAGMA query_only = ON", &[]))?;
+        let result = self.execute_now(sql, params)?;
+        // In this order: a failed statement leaves the transaction aborted until ROLLBACK TO.
+        own(self.execute_now("ROLLBACK TO barista_read", &[]))?;
+        own(self.execute_now("PRAGMA query_only = OFF", &[]))?;
+        own(self.execute_now("RELEASE barista_read", &[]))?;
+        Ok(result)
+    }
+
     fn flush_now(&mut self) -> Result<(), BackendFault> {
         let shared = self.shared.upgrade().ok_or_else(wiped)?;
         shared.admit()?;
@@ -576,6 +597,14 @@ impl SqlSession for SqliteSession {
         bookkeeping: &'static [(&'static str, Coverage)],
     ) -> impl Future<Output = Result<DatabaseDigest, BackendFault>> + Send {
         ready(self.checksum_now(bookkeeping))
+    }
+
+    fn read_in_txn(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> impl Future<Output = Result<Result<ResultSet, SqlError>, BackendFault>> + Send {
+        ready(self.read_now(sql, params))
     }
 
     /// Copies the committed state aside: what [`SqliteDb::lose_unflushed`] goes back to.
@@ -839,6 +868,9 @@ fn classify(error: rusqlite::Error) -> Result<Result<ResultSet, SqlError>, Backe
         ffi::SQLITE_TOOBIG => "54000",
         ffi::SQLITE_RANGE => "08P01",
         ffi::SQLITE_AUTH => "42501",
+        // Only `PRAGMA query_only` makes a write fail so here (the files are never read-only):
+        // PostgreSQL's write in a read-only transaction.
+        ffi::SQLITE_READONLY => crate::sql::READ_ONLY_SQL_TRANSACTION,
         // Busy, locked, I/O, full, out of memory, corrupt, ...: the stand-in's environment failed.
         _ => return Err(BackendFault(format!("sqlite: {message} ({code})"))),
     };
