@@ -20,6 +20,9 @@ pub enum Bug {
     /// The applier reports a slot `Done` once applied, before the database flushed it: a
     /// database power failure then needs slots the log may have forgotten.
     DoneBeforeFlush,
+    /// The executor answers a read of the open transaction without the log even when it has not
+    /// applied the session's previous request (a client that failed over to a lagging replica).
+    ReadOutOfTurn,
 }
 
 thread_local! {

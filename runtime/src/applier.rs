@@ -25,13 +25,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use barista_core::{Slot, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::command::ConnId;
-use crate::executor::{Applied, Executor};
-use crate::node::ApplyHook;
+use crate::command::{ClientCommand, ConnId};
+use crate::executor::{Applied, Executor, Outcome};
+use crate::node::{ApplyHook, NodeConfig};
 use crate::sql::{BackendFault, SqlBackend};
 use crate::verify::{Checks, DatabaseDigest};
 
@@ -45,6 +45,14 @@ pub(crate) enum Event {
     Fault { slot: Slot, fault: BackendFault },
     /// The database is reachable again; the executor is back at AP `applied`.
     Recovered { applied: Slot },
+}
+
+/// What the loop hands the applier, in order.
+pub(crate) enum Work {
+    /// A decided slot to apply.
+    Slot(Slot, Value),
+    /// A read to answer without the log if the executor may (see `executor::read`).
+    Read { command: ClientCommand, reply: oneshot::Sender<Option<Outcome>> },
 }
 
 /// One applied slot: the outcomes to answer and the executor's state after it, which the loop
@@ -70,40 +78,36 @@ pub(crate) struct Applier<B: SqlBackend> {
     on_apply: Option<ApplyHook>,
     flush_every: Duration,
     retry: Duration,
+    /// How long after its transaction's last command in the log a read may skip the log: half
+    /// the idle-transaction timeout (see `executor::read`).
+    read_window: Duration,
     flushed_at: Instant,
     checks_seen: u64,
     events: mpsc::UnboundedSender<Event>,
 }
 
 impl<B: SqlBackend> Applier<B> {
-    pub(crate) fn new(
-        executor: Executor<B>,
-        on_apply: Option<ApplyHook>,
-        flush_every: Duration,
-        retry: Duration,
-        events: mpsc::UnboundedSender<Event>,
-    ) -> Self {
+    pub(crate) fn new(executor: Executor<B>, cfg: &NodeConfig, events: mpsc::UnboundedSender<Event>) -> Self {
         let checks_seen = executor.checks().version();
         Applier {
             executor,
             values: BTreeMap::new(),
-            on_apply,
-            flush_every,
-            retry,
+            on_apply: cfg.on_apply.clone(),
+            flush_every: cfg.flush_every,
+            retry: cfg.retry,
+            read_window: cfg.idle_txn_timeout / 2,
             flushed_at: Instant::now(),
             checks_seen,
             events,
         }
     }
 
-    /// Applies what arrives on `slots` until the loop drops its end.
-    pub(crate) async fn run(mut self, mut slots: mpsc::UnboundedReceiver<(Slot, Value)>) {
+    /// Applies what arrives on `work` until the loop drops its end.
+    pub(crate) async fn run(mut self, mut work: mpsc::UnboundedReceiver<Work>) {
         loop {
             loop {
-                match slots.try_recv() {
-                    Ok((slot, value)) => {
-                        self.values.insert(slot, value);
-                    }
+                match work.try_recv() {
+                    Ok(handed) => self.take(handed).await,
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => return,
                 }
@@ -118,15 +122,33 @@ impl<B: SqlBackend> Applier<B> {
             }
             let unflushed = self.executor.durable() < self.executor.applied();
             tokio::select! {
-                handed = slots.recv() => match handed {
-                    Some((slot, value)) => {
-                        self.values.insert(slot, value);
-                    }
+                handed = work.recv() => match handed {
+                    Some(handed) => self.take(handed).await,
                     None => return,
                 },
                 () = tokio::time::sleep_until(self.flushed_at + self.flush_every), if unflushed => {
                     self.flush().await;
                 }
+            }
+        }
+    }
+
+    /// Keeps a slot for its turn, or answers a read now: between two slots, where the executor
+    /// stands at a slot boundary.
+    async fn take(&mut self, work: Work) {
+        match work {
+            Work::Slot(slot, value) => {
+                self.values.insert(slot, value);
+            }
+            Work::Read { command, reply } => {
+                let outcome = match self.executor.read(&command, self.read_window).await {
+                    Ok(outcome) => outcome,
+                    Err(fault) => {
+                        warn!(conn = %command.conn, "a read outside the log failed; it goes through the log: {fault}");
+                        None
+                    }
+                };
+                let _ = reply.send(outcome);
             }
         }
     }

@@ -9,6 +9,10 @@
 //!        └── answers, AP, Done <── applier: executor.apply, every 50 ms executor.flush
 //! ```
 //!
+//! A read of the session's own open transaction takes a shorter way: the loop passes it to the
+//! applier in the same hand-over, which answers it between two slots without the log if the
+//! executor may (see `executor::read`), or says no and the service submits it.
+//!
 //! The same loop runs in production and in the simulation; only the store, backend, transport and
 //! clock differ. A store that is down stops the loop at step 1 (the replica stops voting and
 //! reports itself unhealthy). The applier ([`crate::applier`]) runs beside the loop, so a persist
@@ -32,7 +36,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{info, warn};
 
-use crate::applier::{Applier, Event};
+use crate::applier::{Applier, Event, Work};
 use crate::clock::Clock;
 use crate::command::{ClientCommand, ConnId, Op};
 use crate::executor::{Applied, Executor, Outcome};
@@ -144,7 +148,15 @@ pub struct NodeStatus {
 
 /// A request from the client-facing service.
 pub(crate) enum Request {
-    Submit { command: ClientCommand, reply: Reply },
+    Submit {
+        command: ClientCommand,
+        reply: Reply,
+    },
+    /// A read to answer without the log if it may be (see `executor::read`).
+    Read {
+        command: ClientCommand,
+        reply: oneshot::Sender<Option<Outcome>>,
+    },
 }
 
 /// Where a submitted command's outcome goes.
@@ -180,6 +192,15 @@ impl NodeHandle {
         rx.await.map_err(|_| SubmitError::Stopped)?
     }
 
+    /// Answers `command` on this replica without the log, if it is a read of the open
+    /// transaction that may be answered so (see `executor::read`); `None` when it must be
+    /// submitted.
+    pub async fn read(&self, command: ClientCommand) -> Option<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        self.requests.send(Request::Read { command, reply }).await.ok()?;
+        rx.await.ok().flatten()
+    }
+
     /// The node's latest status.
     pub fn status(&self) -> NodeStatus {
         self.status.borrow().clone()
@@ -213,7 +234,7 @@ pub struct Node<S: AcceptorStore, B: SqlBackend, C: Clock> {
     driver: Driver<S, C>,
     applier: Applier<B>,
     /// The applier's end of the hand-over.
-    slots: mpsc::UnboundedReceiver<(Slot, barista_core::Value)>,
+    work: mpsc::UnboundedReceiver<Work>,
 }
 
 /// The consensus loop: steps the core, persists, sends, hands decided slots to the applier and
@@ -227,7 +248,7 @@ struct Driver<S: AcceptorStore, C: Clock> {
     waiters: BTreeMap<(ConnId, u64), Vec<Reply>>,
     /// Decided slots handed to the applier, through this one.
     handed_upto: Slot,
-    to_applier: mpsc::UnboundedSender<(Slot, barista_core::Value)>,
+    to_applier: mpsc::UnboundedSender<Work>,
     events: mpsc::UnboundedReceiver<Event>,
     /// The executor's AP, as the applier last reported it.
     applied: Slot,
@@ -287,7 +308,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             }
         };
         let (requests_tx, requests) = mpsc::channel(cfg.request_queue);
-        let (to_applier, slots) = mpsc::unbounded_channel();
+        let (to_applier, work) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
         let recorded_checks = Arc::new(executor.checks().clone());
         let mut checks = Watch::new(cfg.core.id, cfg.core.nodes);
@@ -301,7 +322,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         };
         let initial_rejoining = initial.core.rejoining;
         let (status, status_rx) = watch::channel(initial);
-        let applier = Applier::new(executor, cfg.on_apply.clone(), cfg.flush_every, cfg.retry, events_tx);
+        let applier = Applier::new(executor, &cfg, events_tx);
         let driver = Driver {
             handed_upto: applied,
             to_applier,
@@ -321,14 +342,14 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             checks,
             status,
         };
-        Ok((Node { driver, applier, slots }, NodeHandle { requests: requests_tx, status: status_rx }))
+        Ok((Node { driver, applier, work }, NodeHandle { requests: requests_tx, status: status_rx }))
     }
 
     /// Runs over `transport` until every [`NodeHandle`] is dropped or the transport closes.
     pub async fn run<T: Transport>(self, transport: T) {
-        let Node { driver, applier, slots } = self;
+        let Node { driver, applier, work } = self;
         let node = driver.cfg.core.id;
-        tokio::join!(driver.run(transport), applier.run(slots));
+        tokio::join!(driver.run(transport), applier.run(work));
         info!(node, "node stopped");
     }
 }
@@ -381,6 +402,16 @@ impl<S: AcceptorStore, C: Clock> Driver<S, C> {
 
     fn handle(&mut self, request: Request) {
         match request {
+            Request::Read { command, reply } => {
+                // The applier decides; this only spares it requests that cannot be reads here.
+                let owner = self.open_txn.is_some_and(|(conn, _)| conn == command.conn);
+                if owner && self.health == Health::Healthy {
+                    // A stopped applier drops the reply: the read then goes through the log.
+                    let _ = self.to_applier.send(Work::Read { command, reply });
+                } else {
+                    let _ = reply.send(None);
+                }
+            }
             Request::Submit { command, reply } => {
                 let key = (command.conn, command.request_seq);
                 match self.replica.propose(Bytes::from(command.encode())) {
@@ -447,7 +478,7 @@ impl<S: AcceptorStore, C: Clock> Driver<S, C> {
                 warn!(slot, "decided slot missing from the replica; waiting for it");
                 return;
             };
-            if self.to_applier.send((slot, value)).is_err() {
+            if self.to_applier.send(Work::Slot(slot, value)).is_err() {
                 return; // the applier stopped: the node is stopping
             }
             self.handed_upto = slot;

@@ -2,7 +2,9 @@
 //! the simulation's clients) calls to open a connection and run statements.
 //!
 //! It stamps each command with this replica's clock, submits it to the local node (which forwards
-//! it to the leader), waits until this replica applied it, and returns this replica's outcome.
+//! it to the leader), waits until this replica applied it, and returns this replica's outcome. A
+//! read of the session's own open transaction is answered by this replica without the log when
+//! the executor may (see `executor::read`).
 //! A command that met another session's open transaction (`Busy`) is resubmitted with the same
 //! request sequence until it runs or the request times out. Errors say whether trying another
 //! replica can help.
@@ -17,7 +19,7 @@ use thiserror::Error;
 use crate::clock::Clock;
 use crate::command::{ClientCommand, ConnId, Op};
 use crate::determinism::{self, Refusal, TxnTimestamp};
-use crate::executor::Outcome;
+use crate::executor::{Outcome, one_statement};
 use crate::node::{Health, NodeHandle, NodeStatus, SubmitError};
 use barista_core::Slot;
 
@@ -109,7 +111,15 @@ impl<C: Clock> Service<C> {
         }
         let timestamp_us = self.clock.now_us();
         self.refuse_nondeterminism(&op, timestamp_us)?;
-        self.run(ClientCommand { conn, request_seq, timestamp_us, op }).await
+        let command = ClientCommand { conn, request_seq, timestamp_us, op };
+        // A read of the session's own open transaction may skip the log (see `executor::read`).
+        if one_statement(&command.op).is_some()
+            && self.node.status().open_txn == Some(conn)
+            && let Some(outcome) = self.node.read(command.clone()).await
+        {
+            return Ok(outcome);
+        }
+        self.run(command).await
     }
 
     /// Starts a divergence check ([`crate::verify`]) and waits until this replica applied it;

@@ -846,3 +846,71 @@ async fn a_backend_fault_at_any_statement_converges_and_answers_alike() {
         assert_eq!(r.dump(), reference.dump(), "fault after {fuse} statements");
     }
 }
+
+// Reads of the open transaction, answered without the log (`executor::read`).
+
+/// Half the default idle-transaction timeout, as the node passes it.
+const READ_WINDOW: std::time::Duration = std::time::Duration::from_secs(15);
+
+impl Replica {
+    /// The executor's answer to `command` as a read outside the log.
+    async fn read_outside_log(&mut self, command: &ClientCommand) -> Option<Outcome> {
+        self.ex().read(command, READ_WINDOW).await.unwrap_or_else(|f| panic!("read: {f}"))
+    }
+}
+
+fn read_ids(outcome: Option<Outcome>) -> Vec<i64> {
+    match outcome {
+        Some(Outcome::Rows(rs)) => ids(&rs.rows),
+        other => panic!("not answered with rows: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_read_of_the_open_transaction_is_answered_without_the_log() {
+    let mut r = Replica::new().await;
+    setup(&mut r, &[A, B]).await;
+    r.run(cmd(A, 3, Op::Begin)).await;
+    r.run(cmd(A, 4, insert("t", 1))).await;
+    let executed = r.ex().executed();
+    let select = |seq| cmd(A, seq, sql("SELECT id FROM t"));
+    assert_eq!(read_ids(r.read_outside_log(&select(5)).await), [1], "it sees its own insert");
+    assert_eq!(read_ids(r.read_outside_log(&select(5)).await), [1], "a retry reads again");
+    assert_eq!(read_ids(r.read_outside_log(&select(6)).await), [1], "reads in a row");
+    let one = cmd(A, 7, batch(false, &["SELECT id FROM t"]));
+    match r.read_outside_log(&one).await {
+        Some(Outcome::Batch(results)) => assert_eq!(results.len(), 1, "a batch of one is answered as a batch"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.ex().executed(), executed, "nothing entered the log");
+    // The transaction goes on through the log after its reads.
+    assert_eq!(r.run(cmd(A, 8, insert("t", 2))).await, one_row_affected());
+    assert_eq!(read_ids(r.read_outside_log(&select(9)).await), [1, 2]);
+    assert_eq!(r.run(cmd(A, 10, Op::Commit)).await, Outcome::Done);
+    assert_eq!(r.ids("t"), [1, 2]);
+}
+
+#[tokio::test]
+async fn only_a_read_in_turn_of_a_healthy_recent_transaction_skips_the_log() {
+    let mut r = Replica::new().await;
+    setup(&mut r, &[A, B]).await;
+    let select = |conn, seq| cmd(conn, seq, sql("SELECT id FROM t"));
+    assert_eq!(r.read_outside_log(&select(A, 3)).await, None, "no transaction is open");
+    r.run(cmd(A, 3, Op::Begin)).await;
+    r.run(cmd(A, 4, insert("t", 1))).await;
+    assert_eq!(r.read_outside_log(&select(B, 2)).await, None, "not the transaction's session");
+    assert_eq!(r.read_outside_log(&select(A, 6)).await, None, "request 5 was not applied here");
+    assert_eq!(r.read_outside_log(&cmd(A, 5, insert("t", 2))).await, None, "a write");
+    let missing = cmd(A, 5, sql("SELECT id FROM missing"));
+    assert_eq!(r.read_outside_log(&missing).await, None, "an error is the log's to give");
+    let mut late = select(A, 5);
+    late.timestamp_us = cmd(A, 4, Op::Begin).timestamp_us + READ_WINDOW.as_micros() as i64;
+    assert_eq!(r.read_outside_log(&late).await, None, "the others may be aborting it as idle");
+    // None of that changed the transaction: it reads, then fails through the log like anywhere.
+    assert_eq!(read_ids(r.read_outside_log(&select(A, 5)).await), [1]);
+    assert_eq!(sqlstate(&r.run(cmd(A, 6, sql("SELECT id FROM missing"))).await), Some("42P01"));
+    assert_eq!(r.read_outside_log(&select(A, 7)).await, None, "the transaction failed");
+    assert_eq!(sqlstate(&r.run(select(A, 7)).await), Some("25P02"));
+    assert_eq!(r.run(cmd(A, 8, Op::Rollback)).await, Outcome::Done);
+    assert_eq!(r.ids("t"), Vec::<i64>::new());
+}

@@ -48,6 +48,7 @@ pub fn planted_name(bug: barista_core::planted::Bug) -> &'static str {
         Bug::NoExactlyOnce => "no-exactly-once",
         Bug::LeaderOverridesAccepted => "leader-overrides-accepted",
         Bug::DoneBeforeFlush => "done-before-flush",
+        Bug::ReadOutOfTurn => "read-out-of-turn",
     }
 }
 
@@ -55,10 +56,17 @@ pub fn planted_name(bug: barista_core::planted::Bug) -> &'static str {
 #[cfg(madsim)]
 pub fn planted_by_name(name: &str) -> Result<barista_core::planted::Bug, String> {
     use barista_core::planted::Bug;
-    [Bug::ReplyBeforePersist, Bug::SkipApUpdate, Bug::NoExactlyOnce, Bug::LeaderOverridesAccepted, Bug::DoneBeforeFlush]
-        .into_iter()
-        .find(|b| planted_name(*b) == name)
-        .ok_or_else(|| format!("unknown bug {name}"))
+    [
+        Bug::ReplyBeforePersist,
+        Bug::SkipApUpdate,
+        Bug::NoExactlyOnce,
+        Bug::LeaderOverridesAccepted,
+        Bug::DoneBeforeFlush,
+        Bug::ReadOutOfTurn,
+    ]
+    .into_iter()
+    .find(|b| planted_name(*b) == name)
+    .ok_or_else(|| format!("unknown bug {name}"))
 }
 
 /// Like [`run_seed`], with `bug` planted (see [`barista_core::planted`]).

@@ -29,6 +29,7 @@
 mod bookkeeping;
 pub mod outcome;
 pub mod policy;
+mod read;
 
 use std::collections::BTreeMap;
 
@@ -43,6 +44,7 @@ pub use bookkeeping::CHECKSUM_COVERAGE;
 use bookkeeping::{SessionState, Then};
 pub use outcome::Outcome;
 use policy::Admission;
+pub use read::one_statement;
 
 /// The outcome of one command of an applied slot, for the replica that waits to answer it.
 #[derive(Clone, PartialEq, Debug)]
@@ -74,6 +76,17 @@ struct Session<S> {
     last: Option<(u64, Outcome)>,
     txn: Txn,
     state: SessionState,
+    /// The last request answered by a read outside the log (see `read`), if later than `last`.
+    read_seq: Option<u64>,
+    /// When the session's last applied command was proposed (its timestamp in the log); unknown
+    /// after a restart.
+    logged_us: Option<i64>,
+}
+
+impl<S> Session<S> {
+    fn new(last: Option<(u64, Outcome)>, state: SessionState) -> Session<S> {
+        Session { db: None, last, txn: Txn::None, state, read_seq: None, logged_us: None }
+    }
 }
 
 /// The SQLSTATE PostgreSQL uses for "current transaction is aborted".
@@ -183,11 +196,7 @@ impl<B: SqlBackend> Executor<B> {
         self.sessions = bookkeeping::read_sessions(&mut self.book)
             .await?
             .into_iter()
-            .map(|r| {
-                let session =
-                    Session { db: None, last: Some((r.request_seq, r.outcome)), txn: Txn::None, state: r.state };
-                (r.conn, session)
-            })
+            .map(|r| (r.conn, Session::new(Some((r.request_seq, r.outcome)), r.state)))
             .collect();
         self.checks = bookkeeping::read_checks(&mut self.book).await?;
         Ok(())
@@ -266,6 +275,11 @@ impl<B: SqlBackend> Executor<B> {
             match ClientCommand::decode(&command.payload) {
                 Ok(cmd) => {
                     let outcome = if index < skip { self.answer_applied(&cmd) } else { self.run(&cmd).await? };
+                    // The client's own requests only: an idle abort's is another replica's clock.
+                    let internal = matches!(cmd.op, Op::AbortIdle { .. } | Op::Checksum | Op::ChecksumReport { .. });
+                    if let Some(session) = self.sessions.get_mut(&cmd.conn).filter(|_| !internal) {
+                        session.logged_us = Some(cmd.timestamp_us);
+                    }
                     applied.push(Applied { conn: cmd.conn, request_seq: cmd.request_seq, outcome });
                 }
                 // The same bytes are in every replica's log, so skipping them is deterministic.
@@ -367,7 +381,7 @@ impl<B: SqlBackend> Executor<B> {
         let timestamp_us = cmd.timestamp_us;
         match (&cmd.op, self.sessions.get(&conn).map(|s| s.state)) {
             (Op::Open, None) => {
-                self.sessions.insert(conn, Session { db: None, last: None, txn: Txn::None, state: SessionState::Open });
+                self.sessions.insert(conn, Session::new(None, SessionState::Open));
                 self.finish_autocommit(conn, cmd.request_seq, Outcome::Opened, SessionState::Open).await
             }
             (Op::Open, Some(_)) => Ok(Outcome::Rejected(format!("connection {conn} already exists"))),

@@ -58,8 +58,8 @@ mod sweep {
             #[arg(long, default_value = "target/sim-failures")]
             logs: PathBuf,
             /// Plant a bug in every run (reply-before-persist, skip-ap-update, no-exactly-once,
-            /// leader-overrides-accepted, done-before-flush) and stop at the first seed that
-            /// catches it.
+            /// leader-overrides-accepted, done-before-flush, read-out-of-turn) and stop at the
+            /// first seed that catches it.
             #[arg(long, value_parser = barista_sim::planted_by_name)]
             bug: Option<Bug>,
         },
