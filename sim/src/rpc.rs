@@ -74,6 +74,12 @@ impl Client {
         Client { ep, replicas, current, next_tag: 1 << 32, attempt_timeout: Duration::from_secs(2) }
     }
 
+    /// Sends the following requests to the next replica, as a client behind a load balancer
+    /// would: that replica may not have applied the previous request yet.
+    pub fn hop(&mut self) {
+        self.current = (self.current + 1) % self.replicas.len();
+    }
+
     /// Runs `request`, failing over between replicas, until `deadline`.
     pub async fn call(&mut self, request: Request, deadline: tokio::time::Instant) -> Result<Outcome, CallError> {
         while tokio::time::Instant::now() < deadline {

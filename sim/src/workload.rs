@@ -4,7 +4,8 @@
 //! - inserters add unique rows, alternately as statements and as non-atomic batches of one (what
 //!   the Rust client sends): every acknowledged row must exist exactly once at the end, and a
 //!   retried insert must never come back as a duplicate-key error (that would mean it ran twice);
-//! - bankers move money with interactive transactions and atomic batches: the total is constant;
+//! - bankers move money with interactive transactions and atomic batches: the total is constant,
+//!   and a read inside a transfer sees the total less the transfer's own debit;
 //! - register clients read, write and compare-and-set single rows, recording when each request
 //!   was invoked and answered: together their histories must be linearizable
 //!   ([`crate::linearizability`]).
@@ -171,7 +172,29 @@ pub async fn banker(k: u64, client: Client, requests: usize, seed: u64, deadline
                 let _ = s.next(Op::Rollback).await;
                 continue;
             }
-            let debited = matches!(s.next(Op::Execute(stmt(debit, from))).await, Some(Outcome::Rows(_)));
+            let mut debited = matches!(s.next(Op::Execute(stmt(debit, from))).await, Some(Outcome::Rows(_)));
+            if debited {
+                // A read of the open transaction (answered without the log where it may be):
+                // it sees the debit and nothing of any other transfer, even at another replica,
+                // which may not have applied the debit yet.
+                if j % 4 == 0 {
+                    s.client.hop();
+                }
+                let total = Statement { sql: "SELECT sum(balance) FROM accounts".into(), params: vec![] };
+                match s.next(Op::Execute(total)).await {
+                    Some(Outcome::Rows(rs)) => {
+                        let expected = ACCOUNTS * OPENING_BALANCE - amount;
+                        if single_int(&rs.rows) != Some(expected) {
+                            history.violations.push(format!(
+                                "inside a transfer of {amount}, the bank held {:?}, not {expected}",
+                                rs.rows
+                            ));
+                        }
+                    }
+                    // Aborted by the idle timeout, or unanswered.
+                    _ => debited = false,
+                }
+            }
             let credited = debited && matches!(s.next(Op::Execute(stmt(credit, to))).await, Some(Outcome::Rows(_)));
             if credited && s.next(Op::Commit).await == Some(Outcome::Done) {
                 history.committed_transfers += 1;

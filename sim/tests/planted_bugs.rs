@@ -87,3 +87,10 @@ fn reporting_done_before_the_database_flushed_is_caught() {
     // leaders hold commands back for their executor.
     caught(Bug::DoneBeforeFlush, &[60, 255]);
 }
+
+#[test]
+fn a_read_answered_out_of_turn_is_caught() {
+    // 2: a banker's read inside its transfer hops to a replica that has not applied the debit,
+    // which answers it from the state before.
+    caught(Bug::ReadOutOfTurn, &[2, 3]);
+}
