@@ -201,6 +201,11 @@ impl NodeHandle {
         rx.await.ok().flatten()
     }
 
+    /// The open transaction's session, as of the node's latest status (without copying it).
+    pub fn open_txn(&self) -> Option<ConnId> {
+        self.status.borrow().open_txn
+    }
+
     /// The node's latest status.
     pub fn status(&self) -> NodeStatus {
         self.status.borrow().clone()

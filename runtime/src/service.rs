@@ -114,7 +114,7 @@ impl<C: Clock> Service<C> {
         let command = ClientCommand { conn, request_seq, timestamp_us, op };
         // A read of the session's own open transaction may skip the log (see `executor::read`).
         if one_statement(&command.op).is_some()
-            && self.node.status().open_txn == Some(conn)
+            && self.node.open_txn() == Some(conn)
             && let Some(outcome) = self.node.read(command.clone()).await
         {
             return Ok(outcome);
@@ -145,9 +145,10 @@ impl<C: Clock> Service<C> {
     /// Submits `command` until it is not `Busy`, within the request timeout.
     async fn run(&self, command: ClientCommand) -> Result<Outcome, ServiceError> {
         let conn = command.conn;
-        let free = move |s: &NodeStatus| s.open_txn.is_none_or(|owner| owner == conn);
+        let free_of = move |open: Option<ConnId>| open.is_none_or(|owner| owner == conn);
+        let free = move |s: &NodeStatus| free_of(s.open_txn);
         let attempt = async {
-            if free(&self.node.status()) {
+            if free_of(self.node.open_txn()) {
                 match self.submit_once(&command).await? {
                     Outcome::Busy => {}
                     outcome => return Ok(outcome),
