@@ -60,6 +60,8 @@ pub(crate) enum Work {
 pub(crate) struct AppliedSlot {
     /// The executor's AP after the slot (it stays put inside an open transaction).
     pub applied: Slot,
+    /// The slot just executed: ahead of AP inside an open transaction.
+    pub executed: Slot,
     /// Each command's outcome, for the clients waiting at this replica.
     pub outcomes: Vec<Applied>,
     /// The open transaction's session and the last request it ran.
@@ -166,6 +168,7 @@ impl<B: SqlBackend> Applier<B> {
                     self.executor.open_transaction().map(|conn| (conn, self.executor.last_request(conn).unwrap_or(0)));
                 let _ = self.events.send(Event::Applied(AppliedSlot {
                     applied: self.executor.applied(),
+                    executed: self.executor.executed(),
                     outcomes,
                     open_txn,
                     digests: self.executor.take_digests(),

@@ -495,7 +495,11 @@ impl<S: AcceptorStore, C: Clock> Driver<S, C> {
             Event::Applied(slot) => {
                 self.database_back();
                 self.applied = slot.applied;
-                self.replica.executed(slot.applied);
+                // What paces a leader's proposals (`executor_ahead_max`): the executor's progress,
+                // not AP, which stays put while a transaction is open. Reported as AP, every
+                // statement of an open transaction looked like one more slot the executor had
+                // not run, and a leader held the next one back for up to two ticks.
+                self.replica.executed(slot.executed);
                 self.open_txn = slot.open_txn;
                 if let Some(checks) = slot.checks {
                     self.recorded_checks = checks;
