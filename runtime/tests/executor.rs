@@ -885,6 +885,7 @@ async fn a_read_of_the_open_transaction_is_answered_without_the_log() {
     assert_eq!(r.ex().executed(), executed, "nothing entered the log");
     // The transaction goes on through the log after its reads.
     assert_eq!(r.run(cmd(A, 8, insert("t", 2))).await, one_row_affected());
+    assert_eq!(r.read_outside_log(&one).await, None, "a late copy of read 7 would see request 8");
     assert_eq!(read_ids(r.read_outside_log(&select(9)).await), [1, 2]);
     assert_eq!(r.run(cmd(A, 10, Op::Commit)).await, Outcome::Done);
     assert_eq!(r.ids("t"), [1, 2]);
