@@ -9,9 +9,9 @@
 //!        └── answers, AP, Done <── applier: executor.apply, every 50 ms executor.flush
 //! ```
 //!
-//! A read of the session's own open transaction takes a shorter way: the loop passes it to the
-//! applier in the same hand-over, which answers it between two slots without the log if the
-//! executor may (see `executor::read`), or says no and the service submits it.
+//! A read of the session's own open transaction takes a shorter way: the service puts it on the
+//! applier's hand-over itself, and the applier answers it between two slots without the log if
+//! the executor may (see `executor::read`), or says no and the service submits it.
 //!
 //! The same loop runs in production and in the simulation; only the store, backend, transport and
 //! clock differ. A store that is down stops the loop at step 1 (the replica stops voting and
@@ -148,15 +148,7 @@ pub struct NodeStatus {
 
 /// A request from the client-facing service.
 pub(crate) enum Request {
-    Submit {
-        command: ClientCommand,
-        reply: Reply,
-    },
-    /// A read to answer without the log if it may be (see `executor::read`).
-    Read {
-        command: ClientCommand,
-        reply: oneshot::Sender<Option<Outcome>>,
-    },
+    Submit { command: ClientCommand, reply: Reply },
 }
 
 /// Where a submitted command's outcome goes.
@@ -181,6 +173,8 @@ pub enum SubmitError {
 pub struct NodeHandle {
     requests: mpsc::Sender<Request>,
     status: watch::Receiver<NodeStatus>,
+    /// The applier's hand-over, for reads outside the log.
+    to_applier: mpsc::WeakUnboundedSender<Work>,
 }
 
 impl NodeHandle {
@@ -197,7 +191,9 @@ impl NodeHandle {
     /// submitted.
     pub async fn read(&self, command: ClientCommand) -> Option<Outcome> {
         let (reply, rx) = oneshot::channel();
-        self.requests.send(Request::Read { command, reply }).await.ok()?;
+        // Straight to the applier: the consensus loop has no part in it. A stopped node has no
+        // applier to upgrade to, and a stopping one drops the reply: the read is then submitted.
+        self.to_applier.upgrade()?.send(Work::Read { command, reply }).ok()?;
         rx.await.ok().flatten()
     }
 
@@ -314,6 +310,8 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
         };
         let (requests_tx, requests) = mpsc::channel(cfg.request_queue);
         let (to_applier, work) = mpsc::unbounded_channel();
+        // Weak: the loop's end alone keeps the hand-over open, so the applier stops with it.
+        let reads = to_applier.downgrade();
         let (events_tx, events) = mpsc::unbounded_channel();
         let recorded_checks = Arc::new(executor.checks().clone());
         let mut checks = Watch::new(cfg.core.id, cfg.core.nodes);
@@ -347,7 +345,7 @@ impl<S: AcceptorStore, B: SqlBackend, C: Clock> Node<S, B, C> {
             checks,
             status,
         };
-        Ok((Node { driver, applier, work }, NodeHandle { requests: requests_tx, status: status_rx }))
+        Ok((Node { driver, applier, work }, NodeHandle { requests: requests_tx, status: status_rx, to_applier: reads }))
     }
 
     /// Runs over `transport` until every [`NodeHandle`] is dropped or the transport closes.
@@ -407,16 +405,6 @@ impl<S: AcceptorStore, C: Clock> Driver<S, C> {
 
     fn handle(&mut self, request: Request) {
         match request {
-            Request::Read { command, reply } => {
-                // The applier decides; this only spares it requests that cannot be reads here.
-                let owner = self.open_txn.is_some_and(|(conn, _)| conn == command.conn);
-                if owner && self.health == Health::Healthy {
-                    // A stopped applier drops the reply: the read then goes through the log.
-                    let _ = self.to_applier.send(Work::Read { command, reply });
-                } else {
-                    let _ = reply.send(None);
-                }
-            }
             Request::Submit { command, reply } => {
                 let key = (command.conn, command.request_seq);
                 match self.replica.propose(Bytes::from(command.encode())) {
