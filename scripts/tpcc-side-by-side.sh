@@ -15,7 +15,8 @@
 # `check` on every copy of the data, and one ratio table against the first system (barista-tpcc
 # compare), saved with the chart and every report. Each measured run also prints how much CPU the
 # system's processes spent per transaction, by component (PostgreSQL, pgpool-II, Barista,
-# ZooKeeper), and each Barista run how many commands shared a log slot.
+# ZooKeeper), and each Barista run how many commands shared a log slot and how many reads were
+# answered without the log.
 #
 # Each system is connected as it would be deployed: the driver talks to every system over TCP,
 # and so do pgpool-II to its servers and the standbys to their primary (on separate hosts, as they
@@ -223,7 +224,7 @@ start_barista() { # NAME PROTOCOL FRONT
         TARGET[$name]="barista://$list"
     fi
     CHECK[$name]=$checks
-    ADMIN[$name]=${admins[0]}
+    ADMIN[$name]="${admins[*]}"
 }
 
 # Barista counter NAME (without the barista_ prefix) from the /metrics of the replica at ADDR;
@@ -235,6 +236,14 @@ metric() { # ADDR NAME
     value=$(awk -v m="barista_$2" '{ split($1, name, "{") } name[1] == m { print $2 }' <&3)
     exec 3>&-
     echo "${value:-0}"
+}
+# The sum of Barista counter NAME over the replicas at ADDR...: reads outside the log are counted
+# by the replica that answered them.
+metric_sum() { # NAME ADDR...
+    local name=$1 total=0 addr
+    shift
+    for addr; do total=$((total + $(metric "$addr" "$name"))); done
+    echo "$total"
 }
 # Where each system spends the machine's CPU. cpu_roots SYSTEM prints its processes as
 # "COMPONENT PID" lines; cpu_ticks SYSTEM prints "COMPONENT TICKS" with every process's own CPU,
@@ -317,7 +326,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for s in "${SYSTEM_LIST[@]}"; do
         out=$DIR/$s-round$r.json
         if [[ -n ${ADMIN[$s]:-} ]]; then
-            slots=$(metric "${ADMIN[$s]}" slots_applied_total) commands=$(metric "${ADMIN[$s]}" commands_applied_total)
+            read -ra admins <<<"${ADMIN[$s]}"
+            slots=$(metric "${admins[0]}" slots_applied_total) commands=$(metric "${admins[0]}" commands_applied_total)
+            reads=$(metric_sum reads_outside_log_total "${admins[@]}")
         fi
         # The CPU counters at the end of the warm-up, in the background; the run's at its end.
         (sleep "$WARMUP" && cpu_ticks "$s" >"$DIR/$s-round$r.cpu-start") &
@@ -329,9 +340,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
         cpu_report "$s" "$DIR/$s-round$r.cpu-start" "$DIR/$s-round$r.cpu-end" "$out"
         reports+=("$out")
         if [[ -n ${ADMIN[$s]:-} ]]; then
-            slots=$(($(metric "${ADMIN[$s]}" slots_applied_total) - slots))
-            commands=$(($(metric "${ADMIN[$s]}" commands_applied_total) - commands))
-            echo "-- $s: $commands commands in $slots log slots during the run (warm-up included)"
+            slots=$(($(metric "${admins[0]}" slots_applied_total) - slots))
+            commands=$(($(metric "${admins[0]}" commands_applied_total) - commands))
+            reads=$(($(metric_sum reads_outside_log_total "${admins[@]}") - reads))
+            echo "-- $s: $commands commands in $slots log slots, and $reads reads answered outside the log," \
+                "during the run (warm-up included)"
         fi
     done
 done

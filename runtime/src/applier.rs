@@ -31,7 +31,7 @@ use tracing::warn;
 
 use crate::command::{ClientCommand, ConnId};
 use crate::executor::{Applied, Executor, Outcome};
-use crate::node::{ApplyHook, NodeConfig};
+use crate::node::{ApplyHook, Executed, NodeConfig};
 use crate::sql::{BackendFault, SqlBackend};
 use crate::verify::{Checks, DatabaseDigest};
 
@@ -150,6 +150,9 @@ impl<B: SqlBackend> Applier<B> {
                         None
                     }
                 };
+                if let (Some(hook), Some(_)) = (&self.on_apply, &outcome) {
+                    (hook.0)(Executed::Read);
+                }
                 let _ = reply.send(outcome);
             }
         }
@@ -159,7 +162,7 @@ impl<B: SqlBackend> Applier<B> {
         match self.executor.apply(slot, value).await {
             Ok(outcomes) => {
                 if let Some(hook) = &self.on_apply {
-                    (hook.0)(slot, value);
+                    (hook.0)(Executed::Slot(slot, value));
                 }
                 let checks = self.executor.checks();
                 let changed = (checks.version() != self.checks_seen).then(|| Arc::new(checks.clone()));

@@ -66,16 +66,26 @@ pub struct NodeConfig {
     /// Most client requests queued for the loop.
     pub request_queue: usize,
     /// Called with every slot this replica applies (the simulation checks that all replicas
-    /// apply the same value in every slot).
+    /// apply the same value in every slot) and every read it answers without the log (counted
+    /// in the metrics).
     pub on_apply: Option<ApplyHook>,
 }
 
-/// A callback for every applied slot: `(slot, value)`.
+/// What an [`ApplyHook`] is called with.
+#[derive(Clone, Copy, Debug)]
+pub enum Executed<'a> {
+    /// A slot of the log, applied.
+    Slot(Slot, &'a barista_core::Value),
+    /// A read of the open transaction, answered without the log (see `executor::read`).
+    Read,
+}
+
+/// A callback for every applied slot and every read answered without the log.
 #[derive(Clone)]
 pub struct ApplyHook(pub std::sync::Arc<ApplyFn>);
 
 /// The function behind an [`ApplyHook`].
-pub type ApplyFn = dyn Fn(Slot, &barista_core::Value) + Send + Sync;
+pub type ApplyFn = dyn Fn(Executed<'_>) + Send + Sync;
 
 impl std::fmt::Debug for ApplyHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -488,9 +498,16 @@ impl<S: AcceptorStore, C: Clock> Driver<S, C> {
                 // statement of an open transaction looked like one more slot the executor had
                 // not run, and a leader held the next one back for up to two ticks.
                 self.replica.executed(slot.executed);
+                let owner_changed = self.open_txn.map(|(conn, _)| conn) != slot.open_txn.map(|(conn, _)| conn);
                 self.open_txn = slot.open_txn;
                 if let Some(checks) = slot.checks {
                     self.recorded_checks = checks;
+                }
+                if owner_changed {
+                    // Before the answers: a client whose BEGIN is answered may read at once, and
+                    // the service asks the status whether its session holds the open transaction
+                    // (else the read goes through the log).
+                    self.publish();
                 }
                 self.answer(slot.outcomes);
                 self.checks.add_digests(slot.digests);

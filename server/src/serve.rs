@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use barista_core::Config as CoreConfig;
 use barista_runtime::clock::SystemClock;
-use barista_runtime::node::{ApplyHook, Node, NodeConfig, NodeHandle};
+use barista_runtime::node::{ApplyHook, Executed, Node, NodeConfig, NodeHandle};
 use barista_runtime::postgres::PgBackend;
 use barista_runtime::service::{Service, ServiceConfig};
 use barista_runtime::tcp::{TcpConfig, TcpTransport};
@@ -139,9 +139,12 @@ async fn start_node(
     let node_cfg = NodeConfig {
         tick: cfg.tick,
         idle_txn_timeout: cfg.idle_txn_timeout,
-        on_apply: Some(ApplyHook(Arc::new(move |_slot, value: &barista_core::Value| {
-            counting.slots_applied.inc();
-            counting.commands_applied.inc_by(value.commands().len() as u64);
+        on_apply: Some(ApplyHook(Arc::new(move |executed| match executed {
+            Executed::Slot(_, value) => {
+                counting.slots_applied.inc();
+                counting.commands_applied.inc_by(value.commands().len() as u64);
+            }
+            Executed::Read => counting.reads_outside_log.inc(),
         }))),
         ..NodeConfig::new(core)
     };

@@ -64,21 +64,24 @@ fn replicas_stay_identical_through_the_thrift_api() {
     // A transaction that commits and one that rolls back.
     client.begin_txn(at(&con, 3)).expect("begin");
     client.execute_sql_txn(at(&con, 4), insert.clone(), vec![text("2"), text("two")]).expect("insert 2");
-    client.commit_txn(at(&con, 5)).expect("commit");
-    client.begin_txn(at(&con, 6)).expect("begin");
-    client.execute_sql_txn(at(&con, 7), insert.clone(), vec![text("3"), text("three")]).expect("insert 3");
-    client.rollback_txn(at(&con, 8)).expect("rollback");
+    // A read of the open transaction: answered by this replica without the log, and counted.
+    let rs = client.execute_sql_txn(at(&con, 5), "SELECT count(*) FROM t".into(), vec![]).expect("read in txn");
+    assert_eq!(rs.tuples.expect("a row")[0].cells.as_ref().expect("cells")[0], text("2"));
+    client.commit_txn(at(&con, 6)).expect("commit");
+    client.begin_txn(at(&con, 7)).expect("begin");
+    client.execute_sql_txn(at(&con, 8), insert.clone(), vec![text("3"), text("three")]).expect("insert 3");
+    client.rollback_txn(at(&con, 9)).expect("rollback");
 
     // An atomic batch with a NULL and an empty string.
     let batch = vec![
         Statement::new(insert.clone(), vec![value_int(4), value_null()]),
         Statement::new(insert.clone(), vec![value_int(5), value_text("")]),
     ];
-    let results = client.execute_sql_batch(at(&con, 9), batch, true).expect("atomic batch");
+    let results = client.execute_sql_batch(at(&con, 10), batch, true).expect("atomic batch");
     assert_eq!(results.iter().map(|r| r.rows_affected).collect::<Vec<_>>(), vec![Some(1), Some(1)]);
 
     // A constraint violation comes back with its SQLSTATE, and changes nothing.
-    let ex = db_exception(client.execute_sql(at(&con, 10), insert.clone(), vec![text("1"), text("dup")]));
+    let ex = db_exception(client.execute_sql(at(&con, 11), insert.clone(), vec![text("1"), text("dup")]));
     assert_eq!((ex.error_code, ex.sqlstate.as_deref()), (Some(ERR_SQL), Some("23505")), "{ex:?}");
 
     // A non-atomic batch: each statement on its own; the failing one reports its error.
@@ -86,13 +89,13 @@ fn replicas_stay_identical_through_the_thrift_api() {
         Statement::new(insert.clone(), vec![value_int(6), value_text("six")]),
         Statement::new(insert.clone(), vec![value_int(1), value_text("dup")]),
     ];
-    let results = client.execute_sql_batch(at(&con, 11), batch, false).expect("batch");
+    let results = client.execute_sql_batch(at(&con, 12), batch, false).expect("batch");
     assert!(results[0].status);
     assert!(!results[1].status);
     assert_eq!(results[1].error.as_ref().and_then(|e| e.sqlstate.as_deref()), Some("23505"));
 
     // Read back through the API: NULL and '' differ; column names and types come along.
-    let rs = client.execute_sql(at(&con, 12), "SELECT k, v FROM t ORDER BY k".into(), vec![]).expect("select");
+    let rs = client.execute_sql(at(&con, 13), "SELECT k, v FROM t ORDER BY k".into(), vec![]).expect("select");
     assert_eq!(rs.field_names, Some(vec!["k".to_string(), "v".to_string()]));
     assert_eq!(rs.field_types, Some(vec!["int4".to_string(), "text".to_string()]));
     let rows: Vec<(String, Option<String>)> = rs
@@ -141,6 +144,8 @@ fn replicas_stay_identical_through_the_thrift_api() {
     }
     assert!(metrics.contains(r#"barista_requests_total{method="execute_sql",node="#), "{metrics}");
     assert!(metrics.contains("barista_request_duration_seconds_bucket"), "{metrics}");
+    let reads = format!("barista_reads_outside_log_total{{node=\"{follower}\"}} 1\n");
+    assert!(metrics.contains(&reads), "{reads:?} missing from /metrics:\n{metrics}");
     let admins: Vec<&str> = cluster.replicas.iter().map(|r| r.admin.as_str()).collect();
     let status = Command::new(env!("CARGO_BIN_EXE_barista"))
         .args(["status", "--admin", &admins.join(",")])

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use barista_core::Config;
 use barista_runtime::clock::SystemClock;
-use barista_runtime::node::{ApplyHook, Node, NodeConfig, NodeHandle, NodeStatus};
+use barista_runtime::node::{ApplyHook, Executed, Node, NodeConfig, NodeHandle, NodeStatus};
 use barista_runtime::service::{Service, ServiceConfig};
 use barista_runtime::store::MemStore;
 use barista_runtime::tcp::{TcpConfig, TcpTransport};
@@ -111,7 +111,11 @@ impl SimCluster {
                 let (cfg, peers, handles, faults_on) = (cfg.clone(), peers.clone(), handles.clone(), faults_on.clone());
                 let hook = {
                     let applied = applied.clone();
-                    ApplyHook(Arc::new(move |slot, value| applied.record(i, slot, value)))
+                    ApplyHook(Arc::new(move |executed| {
+                        if let Executed::Slot(slot, value) = executed {
+                            applied.record(i, slot, value);
+                        }
+                    }))
                 };
                 let incarnation = Arc::new(AtomicU64::new(0));
                 let store_clients = Arc::new(AtomicU32::new(0));

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub slots_applied: IntCounter,
     /// Client commands applied by this process (a slot holds a batch of them).
     pub commands_applied: IntCounter,
+    /// Reads of the open transaction this process answered without the log.
+    pub reads_outside_log: IntCounter,
     requests: IntCounterVec,
     latency: HistogramVec,
     /// Thrift client connections being served.
@@ -112,6 +114,10 @@ impl Metrics {
             pending: gauge("pending_commands", "Commands submitted here and not yet decided.")?,
             slots_applied: counter("slots_applied_total", "Log slots applied by this process.")?,
             commands_applied: counter("commands_applied_total", "Client commands applied by this process.")?,
+            reads_outside_log: counter(
+                "reads_outside_log_total",
+                "Reads of the open transaction this process answered without the log.",
+            )?,
             connections: gauge("client_connections", "Thrift client connections being served.")?,
             connections_refused: counter(
                 "client_connections_refused_total",
