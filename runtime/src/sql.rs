@@ -159,8 +159,9 @@ pub trait SqlSession: Send {
         }
     }
 
-    /// `begin` (Barista's own statements without parameters, which begin a transaction: see
-    /// [`SqlSession::execute_all`]), then one statement as [`SqlSession::execute`] runs it, sent
+    /// `begin` (Barista's own statements without parameters, which begin a transaction or a
+    /// savepoint in one: see [`SqlSession::execute_all`]), then one statement as
+    /// [`SqlSession::execute`] runs it, sent
     /// together where the backend can (PostgreSQL: the `BEGIN` pipelined with the statement's
     /// preparation, or with its execution when the statement is kept prepared). A failure of
     /// `begin` is a fault; the result is the statement's.

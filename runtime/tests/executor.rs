@@ -664,6 +664,42 @@ async fn vacuum_runs_outside_a_transaction_and_fails_inside_one() {
 }
 
 #[tokio::test]
+async fn a_slot_transaction_survives_a_fault_anywhere() {
+    let prefix = [
+        testkit::slot([A, B, C, D, E, F, G].map(|conn| cmd(conn, 1, Op::Open))),
+        testkit::slot([cmd(A, 2, sql("CREATE TABLE t (id integer PRIMARY KEY, v text)"))]),
+        testkit::slot([cmd(
+            A,
+            3,
+            sql(
+                "CREATE TABLE child (id integer PRIMARY KEY, p integer REFERENCES t (id) DEFERRABLE INITIALLY DEFERRED)",
+            ),
+        )]),
+    ];
+    // Statements that join the slot transaction, one failing in the middle, a deferred
+    // constraint broken, then DDL (which commits the slot transaction in the middle of the
+    // slot), and a second slot transaction after it. One command per session, as a client sends
+    // its next request only once the last one was answered, after its slot.
+    const D: u64 = 4;
+    const E: u64 = 5;
+    const F: u64 = 6;
+    const G: u64 = 7;
+    let value = testkit::slot([
+        cmd(A, 4, insert("t", 1)),
+        cmd(B, 2, insert("t", 1)),
+        cmd(C, 2, sql("INSERT INTO child (id, p) VALUES (1, 99)")),
+        cmd(D, 2, batch(false, &["INSERT INTO child (id, p) VALUES (2, 1)"])),
+        cmd(E, 2, sql("CREATE TABLE u (id integer PRIMARY KEY)")),
+        cmd(F, 2, insert("u", 7)),
+        cmd(G, 2, sql("SELECT count(*) FROM t")),
+    ]);
+    let expected = converges_after_any_fault(&prefix, &value).await;
+    let states: Vec<Option<&str>> = expected.iter().map(|a| sqlstate(&a.outcome)).collect();
+    assert_eq!(states, [None, Some("23505"), Some("23503"), None, None, None, None], "{expected:?}");
+    assert!(matches!(&expected[3].outcome, Outcome::Batch(r) if r.len() == 1 && r[0].is_ok()), "{expected:?}");
+}
+
+#[tokio::test]
 async fn a_fault_around_a_vacuum_runs_it_again_harmlessly() {
     let prefix = [
         testkit::slot([cmd(A, 1, Op::Open), cmd(B, 1, Op::Open)]),

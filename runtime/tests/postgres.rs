@@ -1081,3 +1081,88 @@ async fn without_a_superuser_nothing_is_kept_until_one_sets_the_epoch_up() {
     assert_eq!(prepared(&mut s, insert).await, SqlValue::Int(1), "kept once the epoch is set up");
     assert_eq!(row(&mut s, "SELECT count(*) FROM t", &[]).await, [SqlValue::Int(4)]);
 }
+
+/// The outcomes of applying `value` as `slot`, which must not fault.
+async fn apply(executor: &mut Executor<PgBackend>, slot: u64, value: &Value) -> Vec<Outcome> {
+    let applied = executor.apply(slot, value).await.unwrap_or_else(|f| panic!("slot {slot}: {f}"));
+    applied.into_iter().map(|a| a.outcome).collect()
+}
+
+fn rows(outcome: &Outcome) -> &[Vec<SqlValue>] {
+    match outcome {
+        Outcome::Rows(rs) => &rs.rows,
+        other => panic!("expected rows, got {other:?}"),
+    }
+}
+
+fn sqlstate(outcome: &Outcome) -> &str {
+    match outcome {
+        Outcome::Error(e) => &e.sqlstate,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_slot_transaction_gives_each_statement_its_own_outcome() {
+    let backend = database("slot_txn").await;
+    let mut executor = Executor::open(backend.clone()).await.unwrap_or_else(|f| panic!("open: {f}"));
+    let setup = [
+        testkit::slot([cmd(1, 1, Op::Open), cmd(2, 1, Op::Open), cmd(3, 1, Op::Open), cmd(4, 1, Op::Open)]),
+        testkit::slot([cmd(1, 2, sql("CREATE TABLE parent (id int4 PRIMARY KEY)", vec![]))]),
+        testkit::slot([cmd(
+            1,
+            3,
+            sql(
+                "CREATE TABLE child (id int4 PRIMARY KEY, parent int4 REFERENCES parent DEFERRABLE INITIALLY DEFERRED)",
+                vec![],
+            ),
+        )]),
+    ];
+    for (i, value) in setup.iter().enumerate() {
+        apply(&mut executor, i as u64 + 1, value).await;
+    }
+    // One slot of autocommit statements, all in the slot transaction.
+    let slot = testkit::slot([
+        cmd(1, 4, sql("INSERT INTO parent VALUES (1)", vec![])),
+        // A transaction-local setting, which its own commit would have undone.
+        cmd(2, 2, sql("SELECT set_config('search_path', 'nowhere', true)", vec![])),
+        // A deferred constraint, which its own commit would have checked.
+        cmd(4, 2, sql("INSERT INTO child VALUES (1, 99)", vec![])),
+        cmd(1, 5, sql("SELECT count(*) FROM parent", vec![])),
+        cmd(2, 3, sql("INSERT INTO child VALUES (2, 1)", vec![])),
+        cmd(3, 2, sql("SELECT current_setting('search_path') <> 'nowhere'", vec![])),
+        // Failing last: the commit undoes it before recording.
+        cmd(3, 3, sql("INSERT INTO child VALUES (3, 98)", vec![])),
+    ]);
+    let outcomes = apply(&mut executor, 4, &slot).await;
+    assert!(matches!(outcomes[0], Outcome::Rows(_)), "{:?}", outcomes[0]);
+    assert!(matches!(outcomes[1], Outcome::Rows(_)), "{:?}", outcomes[1]);
+    assert_eq!(sqlstate(&outcomes[2]), "23503", "the violation is the statement's own error");
+    assert_eq!(rows(&outcomes[3]), [vec![SqlValue::Int(1)]], "unqualified names resolve: the setting was undone");
+    assert!(matches!(outcomes[4], Outcome::Rows(_)), "{:?}", outcomes[4]);
+    assert_eq!(rows(&outcomes[5]), [vec![SqlValue::Bool(true)]]);
+    assert_eq!(sqlstate(&outcomes[6]), "23503");
+    let mut look = connect(&backend).await;
+    assert_eq!(ids_of(&mut look, "SELECT id FROM child ORDER BY id").await, [2]);
+    assert_eq!(ap(&mut look).await, [SqlValue::Int(4), SqlValue::Int(0)]);
+
+    // The records committed with the work: a crash, and the failed statement's retry gets its
+    // error again, not a run.
+    drop(executor);
+    let mut executor = Executor::open(backend.clone()).await.unwrap_or_else(|f| panic!("reopen: {f}"));
+    let retry =
+        apply(&mut executor, 5, &testkit::slot([cmd(4, 2, sql("INSERT INTO child VALUES (1, 99)", vec![]))])).await;
+    assert_eq!(retry[0], outcomes[2]);
+
+    // A statement kept prepared from before DDL is found stale inside a slot transaction: only
+    // its own savepoint is undone, not the statements before it in the slot.
+    apply(&mut executor, 6, &testkit::slot([cmd(1, 6, sql("SELECT count(*) FROM parent", vec![]))])).await;
+    apply(&mut executor, 7, &testkit::slot([cmd(1, 7, sql("ALTER TABLE parent ADD COLUMN note text", vec![]))])).await;
+    let slot = testkit::slot([
+        cmd(2, 4, sql("INSERT INTO parent (id) VALUES (5)", vec![])),
+        cmd(1, 8, sql("SELECT count(*) FROM parent", vec![])),
+    ]);
+    let outcomes = apply(&mut executor, 8, &slot).await;
+    assert_eq!(rows(&outcomes[1]), [vec![SqlValue::Int(2)]], "{outcomes:?}");
+    assert_eq!(ids_of(&mut look, "SELECT id FROM parent ORDER BY id").await, [1, 5]);
+}

@@ -206,6 +206,24 @@ fn record_writes<S: SqlSession>(
     writes
 }
 
+/// The records of a slot transaction's statements (see `slot_txn`), the durable position
+/// `position`, and `COMMIT`: one round trip on PostgreSQL.
+pub(crate) async fn record_all_and_commit<S: SqlSession>(
+    session: &mut S,
+    records: &[(ConnId, u64, &Outcome)],
+    position: (Slot, usize),
+) -> Result<Result<(), SqlError>, BackendFault> {
+    let mut writes: Vec<_> = records
+        .iter()
+        .flat_map(|&(conn, request_seq, outcome)| {
+            record_writes::<S>(conn, request_seq, outcome, SessionState::Open, None)
+        })
+        .collect();
+    let schema = |sql: &str| sql.replace("{schema}", S::BOOKKEEPING_SCHEMA);
+    writes.push((schema(WRITE_POSITION), Vec::from(position_params(position.0, position.1))));
+    session.write_own_and_commit(&borrowed(&writes)).await
+}
+
 fn borrowed(writes: &[(String, Vec<SqlValue>)]) -> Vec<OwnWrite<'_>> {
     writes.iter().map(|(sql, params)| (sql.as_str(), params.as_slice())).collect()
 }

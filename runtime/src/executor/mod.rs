@@ -5,9 +5,12 @@
 //! - slots are applied strictly in order, and a slot is never skipped: a [`BackendFault`] stops the
 //!   executor at that slot, and the caller calls [`Executor::recover`] and feeds it again from
 //!   [`Executor::applied`] + 1;
-//! - AP (`sqlpaxoslog`) is written in the same transaction as the slot's work: in the commit of
-//!   the slot's last command when that is an autocommit one (a statement, or the last statement
-//!   of a batch), with the record of the slot's last command inside the open client transaction
+//! - a slot's autocommit statements run in one transaction, the slot transaction, each in a
+//!   savepoint, with their records (see `slot_txn`); other commands commit it first;
+//! - AP (`sqlpaxoslog`) is written in the same transaction as the slot's work: in the slot
+//!   transaction's commit, or in the commit of the slot's last command when that is another
+//!   autocommit one (the last statement of a batch), with the record of the slot's last command
+//!   inside the open client transaction
 //!   (so it becomes durable with that transaction's `COMMIT`, and rolls back with it), or on its
 //!   own after the slot's other work; the command that ends a transaction also moves AP to just
 //!   past itself in the same transaction (past the slot when it is the slot's last), so a replay
@@ -30,6 +33,7 @@ mod bookkeeping;
 pub mod outcome;
 pub mod policy;
 mod read;
+mod slot_txn;
 
 use std::collections::BTreeMap;
 
@@ -45,6 +49,7 @@ use bookkeeping::{SessionState, Then};
 pub use outcome::Outcome;
 use policy::Admission;
 pub use read::one_statement;
+use slot_txn::SlotTxn;
 
 /// The outcome of one command of an applied slot, for the replica that waits to answer it.
 #[derive(Clone, PartialEq, Debug)]
@@ -130,6 +135,10 @@ pub struct Executor<B: SqlBackend> {
     /// The determinism checks of the statement texts seen (the same answers as
     /// [`determinism::check`], without parsing a text again).
     memo: determinism::Memo,
+    /// The slot's autocommit statements run so far, uncommitted (see `slot_txn`).
+    slot_txn: Option<SlotTxn>,
+    /// Statements run again each on its own, after their slot transaction failed to commit.
+    alone: bool,
 }
 
 impl<B: SqlBackend> Executor<B> {
@@ -157,6 +166,8 @@ impl<B: SqlBackend> Executor<B> {
             checks: Checks::default(),
             digests: Vec::new(),
             memo: determinism::Memo::default(),
+            slot_txn: None,
+            alone: false,
         };
         executor.load().await?;
         Ok(executor)
@@ -176,6 +187,8 @@ impl<B: SqlBackend> Executor<B> {
     pub async fn recover(&mut self) -> Result<(), BackendFault> {
         self.faulted = true;
         self.sessions.clear();
+        self.slot_txn = None; // rolled back with the connection it was open on
+        self.alone = false;
         self.digests.clear(); // their slots are applied again
         self.book = self.backend.connect().await?;
         self.load().await?;
@@ -274,6 +287,9 @@ impl<B: SqlBackend> Executor<B> {
             self.cursor = (slot, index);
             match ClientCommand::decode(&command.payload) {
                 Ok(cmd) => {
+                    if self.slot_txn.is_some() && self.joins_slot_txn(&cmd).is_none() {
+                        self.commit_slot_txn((slot - 1, index), value, &mut applied).await?;
+                    }
                     let outcome = if index < skip { self.answer_applied(&cmd) } else { self.run(&cmd).await? };
                     // The client's own requests only: an idle abort's is another replica's clock.
                     let internal = matches!(cmd.op, Op::AbortIdle { .. } | Op::Checksum | Op::ChecksumReport { .. });
@@ -286,8 +302,9 @@ impl<B: SqlBackend> Executor<B> {
                 Err(e) => warn!(slot, origin = command.origin, "skipping undecodable command: {e}"),
             }
         }
-        // The slot's last command may have moved AP already: in its own commit, or inside the
-        // open transaction.
+        self.commit_slot_txn((slot, 0), value, &mut applied).await?;
+        // The slot's last command may have moved AP already: in its own commit, in the slot
+        // transaction's, or inside the open transaction.
         if self.committed_ap != slot && self.pending_ap != slot {
             self.write_ap(slot).await?;
         }
@@ -379,6 +396,9 @@ impl<B: SqlBackend> Executor<B> {
         // replay. (Not clamped to be monotonic: a clamp would depend on what this replica saw
         // before a restart, and replicas must agree.)
         let timestamp_us = cmd.timestamp_us;
+        if let Some((stmt, shape)) = self.joins_slot_txn(cmd) {
+            return self.slot_statement(conn, cmd.request_seq, timestamp_us, stmt, shape).await;
+        }
         match (&cmd.op, self.sessions.get(&conn).map(|s| s.state)) {
             (Op::Open, None) => {
                 self.sessions.insert(conn, Session::new(None, SessionState::Open));

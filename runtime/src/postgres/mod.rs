@@ -41,8 +41,10 @@
 //! - `rows_affected` is the count of the command tag: rows inserted, updated or deleted, rows
 //!   returned by a query, 0 for DDL.
 //!
-//! A client statement that begins an autocommit transaction stays prepared on its connection,
-//! so that its next call goes out with the `BEGIN`: one round trip less. A kept statement could
+//! A client statement run outside a client transaction stays prepared on the connection that
+//! ran it (the executor's bookkeeping connection, which runs a slot's autocommit statements: see
+//! `executor::slot_txn`), so that its next call goes out with the `BEGIN` or the savepoint: one
+//! round trip less. A kept statement could
 //! answer differently from a fresh one after DDL, so each use is guarded by a DDL epoch that an
 //! event trigger advances (see `cache`, which also says what happens without a superuser).
 //! Statements inside a client's transaction are prepared afresh on every call. Barista's own
@@ -347,8 +349,16 @@ impl SqlSession for PgSession {
         sql: &str,
         params: &[SqlValue],
     ) -> impl Future<Output = StatementResult> + Send {
+        // A kept statement found stale undoes `begin` before it prepares afresh: back to the last
+        // savepoint `begin` set (a slot transaction's statement, see `executor::slot_txn`), else
+        // the whole transaction `begin` began.
+        let undo = begin
+            .iter()
+            .rev()
+            .find_map(|s| s.strip_prefix("SAVEPOINT "))
+            .map_or_else(|| "ROLLBACK".to_owned(), |name| format!("ROLLBACK TO SAVEPOINT {name}"));
         let begin = begin.join("; ");
-        self.guarded(async move |session| session.statement_begun(begin, sql, params).await)
+        self.guarded(async move |session| session.statement_begun(begin, &undo, sql, params).await)
     }
 }
 
@@ -543,12 +553,12 @@ impl PgSession {
 
     /// `begin`, then the statement: the `BEGIN` and the statement's Parse go out together, since
     /// preparing does not depend on the answer to `BEGIN` (one round trip less per command).
-    async fn statement_begun(&mut self, begin: String, sql: &str, params: &[SqlValue]) -> StatementResult {
+    async fn statement_begun(&mut self, begin: String, undo: &str, sql: &str, params: &[SqlValue]) -> StatementResult {
         if Self::unprepared(sql, params) {
             self.client.simple_query(&begin).await.map_err(begin_fault)?;
             return self.statement(sql, params).await;
         }
-        if let Some(result) = self.kept_statement_begun(&begin, sql, params).await? {
+        if let Some(result) = self.kept_statement_begun(&begin, undo, sql, params).await? {
             return Ok(result);
         }
         let begin = match self.kept {
@@ -572,11 +582,12 @@ impl PgSession {
     }
 
     /// `begin` and `sql`'s kept statement in one round trip, if it has one (see `cache`).
-    /// `Ok(None)`: nothing ran; it has none, or it may be stale (the transaction was rolled back
-    /// and every kept statement forgotten), and the caller prepares it afresh.
+    /// `Ok(None)`: nothing ran; it has none, or it may be stale (`undo` rolled back what `begin`
+    /// did, and every kept statement is forgotten), and the caller prepares it afresh.
     async fn kept_statement_begun(
         &mut self,
         begin: &str,
+        undo: &str,
         sql: &str,
         params: &[SqlValue],
     ) -> Result<Option<Result<ResultSet, SqlError>>, BackendFault> {
@@ -606,7 +617,7 @@ impl PgSession {
             return result.map(Some);
         }
         self.client
-            .simple_query("ROLLBACK")
+            .simple_query(undo)
             .await
             .map_err(|e| BackendFault(format!("rolling back after a stale statement: {e}")))?;
         if let Some(kept) = &mut self.kept {

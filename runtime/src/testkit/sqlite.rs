@@ -622,6 +622,8 @@ enum Control {
     Rollback,
     RollbackTo,
     Savepoint,
+    /// `RESET ALL`.
+    ResetAll,
     Other,
 }
 
@@ -634,6 +636,7 @@ fn control(sql: &str) -> Control {
         "ROLLBACK" | "ABORT" if words.any(|w| w.eq_ignore_ascii_case("TO")) => Control::RollbackTo,
         "ROLLBACK" | "ABORT" => Control::Rollback,
         "SAVEPOINT" => Control::Savepoint,
+        "RESET" if words.next().is_some_and(|w| w.eq_ignore_ascii_case("ALL")) => Control::ResetAll,
         _ => Control::Other,
     }
 }
@@ -646,7 +649,8 @@ fn sql_error(sqlstate: &str, message: impl Into<String>) -> SqlError {
     SqlError { sqlstate: sqlstate.into(), message: message.into() }
 }
 
-/// Runs one statement with PostgreSQL's transaction rules on top of SQLite's.
+/// Runs one statement with PostgreSQL's transaction rules on top of SQLite's. `RESET ALL`
+/// changes nothing: settings here are not transaction-local (see [`settings_functions`]).
 fn statement(
     conn: &Connection,
     failed: &mut bool,
@@ -691,6 +695,7 @@ fn statement(
             }
             Ok(result)
         }
+        Control::ResetAll => done(),
         // SQLite would start a transaction; PostgreSQL refuses.
         Control::Savepoint | Control::RollbackTo if !in_txn => {
             Ok(Err(sql_error("25P01", "savepoints can only be used in transaction blocks")))
