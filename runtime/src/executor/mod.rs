@@ -574,14 +574,7 @@ impl<B: SqlBackend> Executor<B> {
         stmt: &Statement,
         begin: Option<&[&str]>,
     ) -> Result<Result<ResultSet, SqlError>, BackendFault> {
-        let checked = TxnTimestamp::from_unix_micros(timestamp_us)
-            .map_err(|e| SqlError { sqlstate: determinism::FEATURE_NOT_SUPPORTED.into(), message: e.to_string() })
-            .and_then(|ts| {
-                self.memo
-                    .check(&stmt.sql, ts)
-                    .map_err(|r| SqlError { sqlstate: r.sqlstate.into(), message: r.to_string() })
-            });
-        match checked {
+        match self.checked(stmt, timestamp_us) {
             Ok(checked) => {
                 let db = self.db(conn).await?;
                 match begin {
@@ -589,9 +582,21 @@ impl<B: SqlBackend> Executor<B> {
                     None => db.execute(checked.sql(&stmt.sql), &stmt.params).await,
                 }
             }
-            // The service refuses before proposing; a refusal here is the same on every replica.
             Err(refused) => Ok(Err(refused)),
         }
+    }
+
+    /// What the determinism policy makes of `stmt` at `timestamp_us`; a refusal is the
+    /// statement's error. (The service refuses before proposing; a refusal here is the same on
+    /// every replica.)
+    fn checked(&mut self, stmt: &Statement, timestamp_us: i64) -> Result<determinism::Checked, SqlError> {
+        TxnTimestamp::from_unix_micros(timestamp_us)
+            .map_err(|e| SqlError { sqlstate: determinism::FEATURE_NOT_SUPPORTED.into(), message: e.to_string() })
+            .and_then(|ts| {
+                self.memo
+                    .check(&stmt.sql, ts)
+                    .map_err(|r| SqlError { sqlstate: r.sqlstate.into(), message: r.to_string() })
+            })
     }
 
     /// Begins a transaction on `conn` whose `now()` is `timestamp_us`, in one round trip.

@@ -48,7 +48,6 @@ use tracing::info;
 
 use super::{Applied, Executor, Outcome, Txn, begin_or_fault, bookkeeping, pin_timestamp};
 use crate::command::{ClientCommand, ConnId, Op, Statement};
-use crate::determinism::{self, TxnTimestamp};
 use crate::sql::{BackendFault, ResultSet, SqlBackend, SqlError, SqlSession};
 
 /// Each statement's savepoint.
@@ -141,16 +140,8 @@ impl<B: SqlBackend> Executor<B> {
         };
         prelude.push(SAVEPOINT);
         prelude.extend(pin.as_deref());
-        let checked = TxnTimestamp::from_unix_micros(timestamp_us)
-            .map_err(|e| SqlError { sqlstate: determinism::FEATURE_NOT_SUPPORTED.into(), message: e.to_string() })
-            .and_then(|ts| {
-                self.memo
-                    .check(&stmt.sql, ts)
-                    .map_err(|r| SqlError { sqlstate: r.sqlstate.into(), message: r.to_string() })
-            });
-        let result = match checked {
+        let result = match self.checked(stmt, timestamp_us) {
             Ok(checked) => self.book.execute_begun(&prelude, checked.sql(&stmt.sql), &stmt.params).await?,
-            // The service refuses before proposing; a refusal here is the same on every replica.
             // The prelude still runs, so the slot transaction stands where the next one expects.
             Err(refused) => {
                 let ran = self.book.execute_all(&prelude).await?;
