@@ -207,20 +207,20 @@ fn record_writes<S: SqlSession>(
 }
 
 /// The records of a slot transaction's statements (see `slot_txn`), the durable position
-/// `position`, and `COMMIT`: one round trip on PostgreSQL.
+/// `position` with the last of them, and `COMMIT`: one round trip on PostgreSQL.
 pub(crate) async fn record_all_and_commit<S: SqlSession>(
     session: &mut S,
     records: &[(ConnId, u64, &Outcome)],
     position: (Slot, usize),
 ) -> Result<Result<(), SqlError>, BackendFault> {
-    let mut writes: Vec<_> = records
+    let writes: Vec<_> = records
         .iter()
-        .flat_map(|&(conn, request_seq, outcome)| {
-            record_writes::<S>(conn, request_seq, outcome, SessionState::Open, None)
+        .enumerate()
+        .flat_map(|(i, &(conn, request_seq, outcome))| {
+            let position = (i + 1 == records.len()).then_some(position);
+            record_writes::<S>(conn, request_seq, outcome, SessionState::Open, position)
         })
         .collect();
-    let schema = |sql: &str| sql.replace("{schema}", S::BOOKKEEPING_SCHEMA);
-    writes.push((schema(WRITE_POSITION), Vec::from(position_params(position.0, position.1))));
     session.write_own_and_commit(&borrowed(&writes)).await
 }
 

@@ -396,8 +396,8 @@ impl<B: SqlBackend> Executor<B> {
         // replay. (Not clamped to be monotonic: a clamp would depend on what this replica saw
         // before a restart, and replicas must agree.)
         let timestamp_us = cmd.timestamp_us;
-        if let Some((stmt, shape)) = self.joins_slot_txn(cmd) {
-            return self.slot_statement(conn, cmd.request_seq, timestamp_us, stmt, shape).await;
+        if let Some((stmt, batch)) = self.joins_slot_txn(cmd) {
+            return self.slot_statement(conn, cmd.request_seq, timestamp_us, stmt, batch).await;
         }
         match (&cmd.op, self.sessions.get(&conn).map(|s| s.state)) {
             (Op::Open, None) => {

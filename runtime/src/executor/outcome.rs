@@ -32,6 +32,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome of a request that runs one statement (see [`super::one_statement`]): a batch
+    /// of one, or a statement's rows or error.
+    pub(crate) fn of_statement(batch: bool, result: Result<ResultSet, SqlError>) -> Outcome {
+        match (batch, result) {
+            (true, result) => Outcome::Batch(vec![result]),
+            (false, Ok(rows)) => Outcome::Rows(rows),
+            (false, Err(e)) => Outcome::Error(e),
+        }
+    }
+
     /// Encodes for the exactly-once table.
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).unwrap_or_default()

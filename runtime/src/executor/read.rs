@@ -38,7 +38,7 @@ use std::time::Duration;
 use tracing::debug;
 
 use crate::command::{ClientCommand, Op, Statement};
-use crate::determinism::{StatementKind, TxnTimestamp};
+use crate::determinism::StatementKind;
 use crate::sql::{BackendFault, SqlBackend, SqlSession};
 
 use super::{Executor, Outcome, SessionState, Txn};
@@ -52,8 +52,7 @@ impl<B: SqlBackend> Executor<B> {
     pub async fn read(&mut self, command: &ClientCommand, window: Duration) -> Result<Option<Outcome>, BackendFault> {
         let Some((stmt, batch)) = one_statement(&command.op) else { return Ok(None) };
         let Some(timestamp_us) = self.readable(command, window) else { return Ok(None) };
-        let Ok(ts) = TxnTimestamp::from_unix_micros(timestamp_us) else { return Ok(None) };
-        let checked = match self.memo.check(&stmt.sql, ts) {
+        let checked = match self.checked(stmt, timestamp_us) {
             Ok(checked) if checked.kind == StatementKind::ReadOnly => checked,
             _ => return Ok(None),
         };
@@ -64,7 +63,7 @@ impl<B: SqlBackend> Executor<B> {
             session.read_seq = Some(command.request_seq);
         }
         debug!(conn = %command.conn, request = command.request_seq, "read answered without the log");
-        Ok(Some(if batch { Outcome::Batch(vec![Ok(rows)]) } else { Outcome::Rows(rows) }))
+        Ok(Some(Outcome::of_statement(batch, Ok(rows))))
     }
 
     /// The open transaction's timestamp, if `command` may be read here; see the module docs.
@@ -87,11 +86,12 @@ impl<B: SqlBackend> Executor<B> {
 }
 
 /// The statement of an operation that runs one, and whether it is a batch (whose outcome is
-/// [`Outcome::Batch`]); only such operations can be reads answered outside the log.
+/// [`Outcome::Batch`]); only such operations can be reads answered outside the log, or join a
+/// slot transaction (see `slot_txn`).
 pub fn one_statement(op: &Op) -> Option<(&Statement, bool)> {
     match op {
         Op::Execute(stmt) => Some((stmt, false)),
-        // Inside a transaction a batch is its statements in a row, atomic or not.
+        // A batch of one is that statement, atomic or not.
         Op::ExecuteBatch { statements, .. } if statements.len() == 1 => Some((&statements[0], true)),
         _ => None,
     }

@@ -46,9 +46,9 @@
 use barista_core::{Slot, Value};
 use tracing::info;
 
-use super::{Applied, Executor, Outcome, Txn, begin_or_fault, bookkeeping, pin_timestamp};
-use crate::command::{ClientCommand, ConnId, Op, Statement};
-use crate::sql::{BackendFault, ResultSet, SqlBackend, SqlError, SqlSession};
+use super::{Applied, Executor, Outcome, Txn, begin_or_fault, bookkeeping, one_statement, pin_timestamp};
+use crate::command::{ClientCommand, ConnId, Statement};
+use crate::sql::{BackendFault, SqlBackend, SqlSession};
 
 /// Each statement's savepoint.
 const SAVEPOINT: &str = "SAVEPOINT barista_statement";
@@ -65,7 +65,7 @@ const JOINING: [&str; 9] = ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VAL
 pub(super) struct SlotTxn {
     /// The last statement failed: its savepoint is rolled back before anything else runs.
     failed: bool,
-    /// The statements run in it, in order.
+    /// The statements run in it, in order; never empty (it begins with its first statement).
     members: Vec<Member>,
 }
 
@@ -81,45 +81,19 @@ struct Member {
     previous: Option<(u64, Outcome)>,
 }
 
-/// How a request's outcome wraps its one statement's result.
-#[derive(Clone, Copy)]
-pub(super) enum Shape {
-    /// `Execute`: rows or an error.
-    One,
-    /// A batch of one statement.
-    Batch,
-}
-
-impl Shape {
-    fn outcome(self, result: Result<ResultSet, SqlError>) -> Outcome {
-        match (self, result) {
-            (Shape::One, Ok(rows)) => Outcome::Rows(rows),
-            (Shape::One, Err(e)) => Outcome::Error(e),
-            (Shape::Batch, result) => Outcome::Batch(vec![result]),
-        }
-    }
-}
-
 impl<B: SqlBackend> Executor<B> {
-    /// The statement of `cmd` and its outcome's shape, if `cmd` runs in the slot transaction.
-    /// Decided before running it (a command that does not join commits the slot transaction
-    /// first) and when running it, alike.
-    pub(super) fn joins_slot_txn<'c>(&self, cmd: &'c ClientCommand) -> Option<(&'c Statement, Shape)> {
-        let (stmt, shape) = match &cmd.op {
-            Op::Execute(stmt) => (stmt, Shape::One),
-            Op::ExecuteBatch { statements, .. } => match statements.as_slice() {
-                [stmt] => (stmt, Shape::Batch),
-                _ => return None,
-            },
-            _ => return None,
-        };
+    /// The statement of `cmd` and whether it is a batch of one, if `cmd` runs in the slot
+    /// transaction. Decided before running it (a command that does not join commits the slot
+    /// transaction first) and when running it, alike.
+    pub(super) fn joins_slot_txn<'c>(&self, cmd: &'c ClientCommand) -> Option<(&'c Statement, bool)> {
+        let (stmt, batch) = one_statement(&cmd.op)?;
         let session = self.sessions.get(&cmd.conn)?;
         let joins = !self.alone
             && self.open_txn.is_none()
             && session.txn == Txn::None
             && session.state == bookkeeping::SessionState::Open
             && JOINING.iter().any(|w| first_word(&stmt.sql).eq_ignore_ascii_case(w));
-        joins.then_some((stmt, shape))
+        joins.then_some((stmt, batch))
     }
 
     /// Runs `stmt` in the slot transaction (beginning it if needed) and returns its outcome,
@@ -130,7 +104,7 @@ impl<B: SqlBackend> Executor<B> {
         request_seq: u64,
         timestamp_us: i64,
         stmt: &Statement,
-        shape: Shape,
+        batch: bool,
     ) -> Result<Outcome, BackendFault> {
         let pin = pin_timestamp(timestamp_us);
         let mut prelude: Vec<&str> = match &self.slot_txn {
@@ -150,7 +124,7 @@ impl<B: SqlBackend> Executor<B> {
             }
         };
         let failed = result.is_err();
-        let outcome = shape.outcome(result);
+        let outcome = Outcome::of_statement(batch, result);
         let previous = self.sessions.get(&conn).and_then(|s| s.last.clone());
         let index = self.cursor.1;
         let txn = self.slot_txn.get_or_insert_default();
